@@ -1,0 +1,52 @@
+# Nexus: `make run` serves the shipped content; `make test` runs the whole suite.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PORT   ?= 8000
+
+.PHONY: run test install install-dev lint format import reindex bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: install, import the content folder, serve on http://127.0.0.1:$(PORT) with gunicorn
+run: install
+	$(BIN)/flask --app portal import
+	NEXUS_GUNICORN_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+import: install
+	$(BIN)/flask --app portal import
+
+reindex: install
+	$(BIN)/flask --app portal reindex
+
+## test: install test requirements, lint, run every test
+test: install-dev
+	$(BIN)/ruff check portal tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check portal tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/python -m pytest
+
+lint: install-dev
+	$(BIN)/ruff check portal tests bench wsgi.py gunicorn.conf.py
+
+format: install-dev
+	$(BIN)/ruff format portal tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check --fix portal tests bench wsgi.py gunicorn.conf.py
+
+bench: install-dev
+	$(BIN)/python bench/search.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,40 @@
+"""gunicorn settings for Nexus; every value can be overridden by a `NEXUS_GUNICORN_*` or gunicorn's own flags."""
+
+import multiprocessing
+import os
+
+
+def _env(name, default):
+    return os.environ.get(f"NEXUS_GUNICORN_{name}", default)
+
+
+bind = _env("BIND", "127.0.0.1:8000")
+workers = int(_env("WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 9)))
+threads = int(_env("THREADS", 1))
+timeout = int(_env("TIMEOUT", 30))
+graceful_timeout = int(_env("GRACEFUL_TIMEOUT", 20))
+keepalive = int(_env("KEEPALIVE", 5))
+max_requests = int(_env("MAX_REQUESTS", 0))
+max_requests_jitter = int(_env("MAX_REQUESTS_JITTER", 0))
+accesslog = _env("ACCESSLOG", "-")
+errorlog = _env("ERRORLOG", "-")
+loglevel = _env("LOGLEVEL", "info")
+access_log_format = _env("ACCESS_LOG_FORMAT", '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(f)s" "%(a)s" pid=%(p)s')
+# gunicorn 27 opens a control socket under $HOME by default; Nexus does not need it.
+control_socket_disable = _env("CONTROL_SOCKET_DISABLE", "1") not in ("0", "false", "no")
+limit_request_line = int(_env("LIMIT_REQUEST_LINE", 8190))
+forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    """In the master, before any worker forks: import into an empty site or rebuild a broken index."""
+    from portal import create_app
+    from portal.importer import ensure_ready
+    from portal.models import db
+
+    app = create_app()
+    with app.app_context():
+        outcome = ensure_ready(app.config["CONTENT_DIR"], app.instance_path, folder_tags=app.config["FOLDER_TAGS"])
+        db.session.remove()
+        db.engine.dispose()  # no connection may cross the fork
+    server.log.info("Nexus start-up: %s", outcome)

@@ -1,0 +1,84 @@
+"""Nexus: a searchable, tag-browsable site built from a folder of Markdown notes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from . import config
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build a configured app; nothing happens at import time."""
+    app = Flask(
+        __name__,
+        instance_path=config.instance_path(),
+        instance_relative_config=True,
+        template_folder=str(config.PROJECT_ROOT / "templates"),
+        static_folder=str(config.PROJECT_ROOT / "static"),
+    )
+    app.config.from_mapping(config.defaults())
+    app.config.update(config.from_environment())
+    if test_config:
+        if "INSTANCE_PATH" in test_config:
+            app.instance_path = os.path.abspath(test_config["INSTANCE_PATH"])
+        app.config.update(test_config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not app.config["SQLALCHEMY_DATABASE_URI"]:
+        app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "nexus.sqlite3")
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(app)
+    app.json.sort_keys = False
+    _configure_logging(app)
+
+    from . import cli, models, search, views
+
+    models.db.init_app(app)
+    with app.app_context():
+        models.configure_engine_events(models.db.engine)
+        _create_schema(app)
+    app.extensions["nexus.searchers"] = search.SearcherPool(app.instance_path)
+    views.register(app)
+    cli.register(app)
+    return app
+
+
+def _secret_key(app: Flask) -> str:
+    """A random key generated once and kept in the instance folder (readable by the owner only)."""
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        temporary = path.with_name(f".secret_key.{os.getpid()}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+        try:
+            os.link(temporary, path)  # atomic: the first process to get here wins
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_text().strip()
+
+
+def _create_schema(app: Flask) -> None:
+    """Create missing tables under the import lock, then drop connections before any fork."""
+    from .importer import import_lock
+    from .models import db
+
+    with import_lock(app.instance_path):
+        db.create_all()
+    db.session.remove()
+    db.engine.dispose()
+
+
+def _configure_logging(app: Flask) -> None:
+    """Nexus loggers write to stderr (gunicorn's error log) at INFO."""
+    logger = logging.getLogger("portal")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

@@ -1,0 +1,88 @@
+"""`flask --app portal import | reindex | check`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+
+from .content import ContentError, read_file
+from .importer import ImportBusy, find_markdown_files, import_content, rebuild_index
+
+
+def register(app: Flask) -> None:
+    """Attach the commands to the app's CLI group."""
+    app.cli.add_command(import_command)
+    app.cli.add_command(reindex_command)
+    app.cli.add_command(check_command)
+
+
+def _content_dir(path):
+    return Path(path or current_app.config["CONTENT_DIR"])
+
+
+@click.command("import")
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary line.")
+@click.option("--no-wait", is_flag=True, help="Fail at once if another import is running.")
+def import_command(path, quiet, no_wait):
+    """Sync a folder of Markdown (default: the content folder) into the site."""
+    root = _content_dir(path)
+    if not root.is_dir():
+        raise click.UsageError(f"content folder not found: {root}")
+    show_bar = not quiet and sys.stderr.isatty()
+
+    def progress(files):
+        with click.progressbar(files, label="Importing", file=sys.stderr, show_pos=True) as bar:
+            yield from bar
+
+    try:
+        report = import_content(
+            root,
+            current_app.instance_path,
+            folder_tags=current_app.config["FOLDER_TAGS"],
+            progress=progress if show_bar else None,
+            wait=not no_wait,
+        )
+    except ImportBusy as error:
+        raise click.ClickException(str(error)) from None
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    if not quiet:
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    click.echo(report.summary())
+    if report.errors:
+        sys.exit(1)
+
+
+@click.command("reindex")
+def reindex_command():
+    """Rebuild the search index from the database and swap it in."""
+    from .importer import import_lock
+
+    with import_lock(current_app.instance_path):
+        rebuild_index(current_app.instance_path)
+    click.echo("search index rebuilt")
+
+
+@click.command("check")
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+def check_command(path):
+    """Parse every file without importing; report problems and exit non-zero if any."""
+    root = _content_dir(path)
+    if not root.is_dir():
+        raise click.UsageError(f"content folder not found: {root}")
+    problems = 0
+    files = find_markdown_files(root)
+    for file in files:
+        try:
+            read_file(root, file, folder_tags=current_app.config["FOLDER_TAGS"])
+        except ContentError as error:
+            click.echo(f"error: {error}", err=True)
+            problems += 1
+    click.echo(f"{len(files)} files checked, {problems} with errors")
+    if problems:
+        sys.exit(1)

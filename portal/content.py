@@ -1,0 +1,284 @@
+"""Reading one Markdown file: front matter, title, slug, kind and tags.
+
+Pure functions with no Flask: every problem is a `ContentError` naming the file
+and line, so the importer can report it and keep the last good version.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import frontmatter
+import yaml
+
+KINDS = ("technology", "concept", "challenge", "practice")
+KIND_ALIASES = {
+    "technology": "technology",
+    "technologies": "technology",
+    "tech": "technology",
+    "concept": "concept",
+    "concepts": "concept",
+    "challenge": "challenge",
+    "challenges": "challenge",
+    "challenge-and-solution": "challenge",
+    "challenges-and-solutions": "challenge",
+    "practice": "practice",
+    "practices": "practice",
+    "best-practice": "practice",
+    "best-practices": "practice",
+}
+KNOWN_KEYS = {
+    "title", "summary", "tags", "kind", "date", "updated", "draft", "slug", "challenge", "solution",
+}  # fmt: skip
+MAX_FILE_BYTES = 2 * 1024 * 1024
+H1_RE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
+FENCE_RE = re.compile(r"^\s*(```|~~~)")
+
+
+class ContentError(Exception):
+    """A file that cannot be imported, with the line to look at."""
+
+    def __init__(self, path: str, line: int, reason: str):
+        super().__init__(f"{path}:{line}: {reason}")
+        self.path, self.line, self.reason = path, line, reason
+
+
+@dataclass
+class ParsedEntry:
+    """One Markdown file, read and checked, not yet rendered."""
+
+    path: str
+    slug: str
+    title: str
+    body: str
+    content_hash: str
+    summary: str | None = None
+    kind: str | None = None
+    tags: list[str] = field(default_factory=list)
+    date: dt.date | None = None
+    updated: dt.date | None = None
+    draft: bool = False
+    challenge: str | None = None
+    solution: str | None = None
+    slug_line: int = 1
+    body_line: int = 1
+
+
+def slugify(text: str) -> str:
+    """Lower-case words joined by hyphens; letters of any script are kept."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"[^\w]+", "-", text.replace("_", "-"))
+    return text.strip("-")
+
+
+def slug_for_path(relative: str) -> str:
+    """`sqlite/JSON Extract.md` becomes `sqlite/json-extract`."""
+    parts = PurePosixPath(relative).with_suffix("").parts
+    return "/".join(filter(None, (slugify(part) for part in parts)))
+
+
+def title_from_filename(relative: str) -> str:
+    """`CACHING_RATE_LIMITING_GUIDE.md` becomes "Caching Rate Limiting Guide"."""
+    stem = PurePosixPath(relative).stem
+    words = re.split(r"[\s_\-]+", stem)
+    return " ".join(w if w.isupper() and len(w) <= 3 else w.capitalize() for w in words if w) or stem
+
+
+def read_file(root: Path, path: Path, *, folder_tags: bool = True) -> ParsedEntry:
+    """Read, decode and parse one file under `root`."""
+    relative = path.relative_to(root).as_posix()
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise ContentError(relative, 1, f"cannot read file ({error.strerror or error})") from None
+    return parse_bytes(relative, raw, folder_tags=folder_tags)
+
+
+def content_hash(raw: bytes, *salt: str) -> str:
+    """Hash of a file's bytes plus whatever else changes its rendering."""
+    digest = hashlib.sha256(raw)
+    for part in salt:
+        digest.update(b"\0" + part.encode())
+    return digest.hexdigest()
+
+
+def parse_bytes(relative: str, raw: bytes, *, folder_tags: bool = True) -> ParsedEntry:
+    """Parse a file's bytes; `relative` is its POSIX path under the content folder."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise ContentError(relative, 1, f"file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ContentError(relative, line, "not valid UTF-8 text") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ContentError(relative, 1, "file is empty")
+    if "\x00" in text:
+        raise ContentError(relative, text.count("\n", 0, text.index("\x00")) + 1, "file contains a NUL byte")
+    meta, body, body_line = _split_front_matter(relative, text)
+    if not body.strip() and not meta.get("challenge"):
+        raise ContentError(relative, body_line, "no content after the front matter")
+    entry = _build_entry(relative, meta, text, body, folder_tags)
+    entry.content_hash = content_hash(raw)
+    entry.body_line = body_line
+    return entry
+
+
+def _split_front_matter(relative, text):
+    """Front matter as a dict, the body, and the body's first line number."""
+    if not text.startswith("---"):
+        return {}, text, 1
+    try:
+        post = frontmatter.loads(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        line = mark.line + 2 if mark else 1  # +1 for 0-based, +1 for the opening `---`
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ContentError(relative, line, f"invalid YAML front matter: {problem}") from None
+    except (ValueError, TypeError) as error:
+        raise ContentError(relative, 1, f"invalid front matter: {error}") from None
+    meta = post.metadata
+    if not isinstance(meta, dict):
+        raise ContentError(relative, 2, "front matter must be a mapping of keys to values")
+    body = post.content
+    body_start = text.find(body) if body else -1
+    body_line = text.count("\n", 0, body_start if body_start >= 0 else len(text)) + 1
+    return meta, body, body_line
+
+
+def _key_line(text, key):
+    """The line on which a front-matter key is set, for error messages."""
+    match = re.search(rf"^{re.escape(key)}\s*:", text, re.MULTILINE)
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
+def _expect_str(relative, text, meta, key):
+    """A front-matter value that must be text (or absent)."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ContentError(relative, _key_line(text, key), f"'{key}' must be text, not {_type_name(value)}")
+    return str(value).strip() or None
+
+
+def _type_name(value):
+    return {list: "a list", dict: "a mapping", bool: "true/false"}.get(type(value), type(value).__name__)
+
+
+def _expect_date(relative, text, meta, key):
+    """A front-matter date: YAML dates, datetimes or ISO strings."""
+    value = meta.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise ContentError(relative, _key_line(text, key), f"'{key}' must be a date like 2025-03-14, got {value!r}")
+
+
+def _expect_tags(relative, text, meta):
+    """Tags as a list of display names; a comma-separated string is accepted."""
+    value = meta.get("tags")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [part for part in value.split(",")]
+    if not isinstance(value, list):
+        raise ContentError(relative, _key_line(text, "tags"), f"'tags' must be a list, not {_type_name(value)}")
+    tags = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ContentError(relative, _key_line(text, "tags"), f"each tag must be text, not {_type_name(item)}")
+        name = " ".join(str(item).split())
+        if name and slugify(name) and name not in tags:
+            tags.append(name)
+    return tags
+
+
+def _expect_kind(relative, text, meta):
+    """One of the four kinds (plural and 'best practice' spellings accepted)."""
+    value = meta.get("kind")
+    if value is None:
+        return None
+    if not isinstance(value, str) or slugify(value) not in KIND_ALIASES:
+        allowed = ", ".join(KINDS)
+        raise ContentError(relative, _key_line(text, "kind"), f"unknown kind {value!r}; use one of: {allowed}")
+    return KIND_ALIASES[slugify(value)]
+
+
+def _build_entry(relative, meta, text, body, folder_tags):
+    """Turn front matter and body into a `ParsedEntry`, deriving what is missing."""
+    title = _expect_str(relative, text, meta, "title")
+    if title is None:
+        title, body = _title_from_body(body)
+    title = title or title_from_filename(relative)
+    draft = meta.get("draft", False)
+    if not isinstance(draft, bool):
+        raise ContentError(relative, _key_line(text, "draft"), "'draft' must be true or false")
+    slug_value = _expect_str(relative, text, meta, "slug")
+    slug = slug_for_path(slug_value) if slug_value else slug_for_path(relative)
+    if not slug:
+        raise ContentError(relative, _key_line(text, "slug"), "cannot make a URL slug from this name")
+    folders = list(PurePosixPath(relative).parent.parts)
+    tags = _expect_tags(relative, text, meta)
+    if tags is None:
+        tags = [f for f in folders if slugify(f) and slugify(f) not in KIND_ALIASES] if folder_tags else []
+    kind = _expect_kind(relative, text, meta) or _kind_from_folders(folders)
+    return ParsedEntry(
+        path=relative,
+        slug=slug,
+        slug_line=_key_line(text, "slug") if slug_value else 1,
+        title=title,
+        body=body,
+        content_hash="",
+        summary=_expect_str(relative, text, meta, "summary"),
+        kind=kind,
+        tags=tags,
+        date=_expect_date(relative, text, meta, "date"),
+        updated=_expect_date(relative, text, meta, "updated"),
+        draft=draft,
+        challenge=_expect_str(relative, text, meta, "challenge"),
+        solution=_expect_str(relative, text, meta, "solution"),
+    )
+
+
+def _kind_from_folders(folders):
+    """A file under `technologies/` (or `challenges/`…) takes that kind."""
+    for folder in folders:
+        kind = KIND_ALIASES.get(slugify(folder))
+        if kind:
+            return kind
+    return None
+
+
+def _title_from_body(body):
+    """The first `# Heading` outside code fences becomes the title and leaves the body."""
+    lines = body.split("\n")
+    in_fence = False
+    for index, line in enumerate(lines):
+        if FENCE_RE.match(line):
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        match = H1_RE.match(line)
+        if match:
+            rest = "\n".join(lines[:index] + [""] + lines[index + 1 :])  # keeps line numbers
+            return match.group(1).strip(), rest
+        if line.strip() and not line.startswith("#"):
+            # Prose before any heading: the note has no title heading.
+            break
+    return None, body

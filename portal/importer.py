@@ -1,0 +1,461 @@
+"""Sync a content folder into the database, then rebuild the search index from it.
+
+The importer is the only writer. Database changes happen in one transaction; the
+index is built aside and swapped in afterwards, so readers see old or new, never half.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import yaml
+from sqlalchemy import delete, func, insert, select
+
+from . import search
+from .content import ContentError, ParsedEntry, content_hash, parse_bytes, slugify
+from .models import Entry, ImportRun, Link, Tag, db, entry_tags, utcnow
+from .rendering import RENDERER_VERSION, render
+
+log = logging.getLogger(__name__)
+
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+VOCABULARY_FILE = "_tags.yml"
+LOCK_FILE = "import.lock"
+
+
+class ImportBusy(Exception):
+    """Another import holds the lock."""
+
+
+@dataclass
+class ImportReport:
+    """What one import did, for the CLI summary and the logs."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    errors: list[ContentError] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    generation: int | None = None
+    seconds: float = 0.0
+    indexed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.updated or self.deleted)
+
+    def summary(self) -> str:
+        """One line: added, updated, unchanged, deleted, errors."""
+        return (
+            f"{len(self.added)} added, {len(self.updated)} updated, {len(self.unchanged)} unchanged, "
+            f"{len(self.deleted)} deleted, {len(self.errors)} errors, {len(self.warnings)} warnings"
+            f" in {self.seconds:.2f}s"
+        )
+
+
+@dataclass
+class _Existing:
+    """What the database knows of one file, without loading its HTML."""
+
+    id: int
+    slug: str
+    content_hash: str
+    link_keys: list
+    created: dt.date
+
+
+# --- locking -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def import_lock(instance_path, *, wait: bool = True, timeout: float = 600.0):
+    """Hold the one-importer lock (a file lock in the instance folder)."""
+    Path(instance_path).mkdir(parents=True, exist_ok=True)
+    handle = open(Path(instance_path) / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not wait or time.monotonic() > deadline:
+                    raise ImportBusy("another import is running; try again when it has finished") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        handle.close()
+
+
+# --- walking and parsing -----------------------------------------------------------
+
+
+def find_markdown_files(root: Path) -> list[Path]:
+    """Markdown files under `root`, skipping hidden and `_`-prefixed names, sorted."""
+    found = []
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "_")))
+        for name in filenames:
+            if name.startswith((".", "_")) or Path(name).suffix.lower() not in MARKDOWN_SUFFIXES:
+                continue
+            found.append(Path(folder) / name)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def load_vocabulary(root: Path) -> tuple[dict, list[ContentError]]:
+    """`_tags.yml`: slug -> {name, description, aliases}; problems are reported, not fatal."""
+    path = root / VOCABULARY_FILE
+    if not path.is_file():
+        return {}, []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        mark = getattr(error, "problem_mark", None)
+        return {}, [ContentError(VOCABULARY_FILE, mark.line + 1 if mark else 1, f"tag vocabulary unreadable: {error}")]
+    if not isinstance(data, dict):
+        return {}, [ContentError(VOCABULARY_FILE, 1, "tag vocabulary must map tag slugs to settings")]
+    vocabulary = {}
+    for key, value in data.items():
+        value = value if isinstance(value, dict) else {}
+        aliases = value.get("aliases") or []
+        vocabulary[slugify(str(key))] = {
+            "name": str(value.get("name") or key),
+            "description": str(value.get("description") or ""),
+            "aliases": [slugify(str(a)) for a in aliases] if isinstance(aliases, list) else [],
+        }
+    return vocabulary, []
+
+
+class TagResolver:
+    """Normalise tag names to slugs, folding aliases and keeping display names."""
+
+    def __init__(self, vocabulary: dict):
+        self.vocabulary = vocabulary
+        self.alias_of = {alias: slug for slug, v in vocabulary.items() for alias in v["aliases"]}
+        self.names: dict[str, str] = {slug: v["name"] for slug, v in vocabulary.items()}
+
+    def resolve(self, name: str) -> str:
+        """The canonical slug of a tag name; remembers the first display name seen."""
+        slug = slugify(name)
+        slug = self.alias_of.get(slug, slug)
+        self.names.setdefault(slug, name)
+        return slug
+
+
+# --- the import ------------------------------------------------------------------------
+
+
+def import_content(
+    content_dir,
+    instance_path,
+    *,
+    folder_tags: bool = True,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    wait: bool = True,
+    _locked: bool = False,
+) -> ImportReport:
+    """Sync `content_dir` into the database and swap in a fresh search index."""
+    started = time.monotonic()
+    root = Path(content_dir).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"content folder not found: {root}")
+    lock = contextlib.nullcontext() if _locked else import_lock(instance_path, wait=wait)
+    with lock:
+        report = _sync(root, folder_tags, progress)
+        generation = current_generation()
+        if report.changed or search.check_index(instance_path)[0] != generation:
+            rebuild_index(instance_path, generation)
+            report.indexed = True
+    report.generation = generation
+    report.seconds = time.monotonic() - started
+    log.info("import of %s: %s (generation %s)", root, report.summary(), generation)
+    return report
+
+
+def current_generation() -> int:
+    """The id of the last import that changed something (0 before any)."""
+    return db.session.scalar(select(func.coalesce(func.max(ImportRun.id), 0))) or 0
+
+
+def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
+    """Parse what changed, resolve slugs and links, and write it all in one transaction."""
+    report = ImportReport()
+    started_at = utcnow()
+    salt = (RENDERER_VERSION, f"folder_tags={folder_tags}")
+    vocabulary, vocab_errors = load_vocabulary(root)
+    report.errors.extend(vocab_errors)
+    salt += (repr(sorted(vocabulary.items())),)
+    existing = _existing_entries()
+    files = find_markdown_files(root)
+    parsed: dict[str, ParsedEntry] = {}
+    present: set[str] = set()
+    iterator = progress(files) if progress else files
+    for path in iterator:
+        relative = path.relative_to(root).as_posix()
+        present.add(relative)
+        try:
+            raw = path.read_bytes()
+        except OSError as error:
+            report.errors.append(ContentError(relative, 1, f"cannot read file ({error.strerror or error})"))
+            continue
+        digest = content_hash(raw, *salt)
+        old = existing.get(relative)
+        if old is not None and old.content_hash == digest:
+            report.unchanged.append(relative)
+            continue
+        try:
+            entry = parse_bytes(relative, raw, folder_tags=folder_tags)
+        except ContentError as error:
+            report.errors.append(error)
+            continue
+        entry.content_hash = digest
+        parsed[relative] = entry
+
+    drafts = {p for p, e in parsed.items() if e.draft}
+    gone = [p for p in existing if p not in present or p in drafts]
+    for path in drafts:
+        parsed.pop(path)
+    slugs = _assign_slugs(existing, parsed, gone, report)
+    old_slugs = {path: old.slug for path, old in existing.items()}
+    resolver = _link_resolver(slugs)
+    old_resolver = _link_resolver(old_slugs)
+
+    # Unchanged entries whose links now resolve differently are rendered again.
+    relink = [
+        p
+        for p in report.unchanged
+        if any(resolver(k) != old_resolver(k) for k in existing[p].link_keys) and p not in gone
+    ]
+    for path in relink:
+        try:
+            entry = parse_bytes(path, (root / path).read_bytes(), folder_tags=folder_tags)
+        except (OSError, ContentError):
+            continue
+        entry.content_hash = existing[path].content_hash
+        parsed[path] = entry
+        report.unchanged.remove(path)
+
+    tags = TagResolver(vocabulary)
+    rows = [_render_entry(entry, resolver, tags, report) for entry in parsed.values()]
+    _write(rows, existing, gone, tags, report, started_at)
+    return report
+
+
+def _existing_entries() -> dict[str, _Existing]:
+    """path -> what the database holds, in one light query."""
+    result = db.session.execute(
+        select(Entry.path, Entry.id, Entry.slug, Entry.content_hash, Entry.link_keys, Entry.created_at)
+    )
+    return {
+        row.path: _Existing(row.id, row.slug, row.content_hash, row.link_keys or [], row.created_at.date())
+        for row in result
+    }
+
+
+def _assign_slugs(existing, parsed, gone, report) -> dict[str, str]:
+    """path -> slug for every entry that will exist; on a clash the earlier owner keeps it."""
+    owners: dict[str, str] = {}
+    for path, old in existing.items():
+        if path not in gone and path not in parsed:
+            owners[old.slug] = path  # unchanged or broken files keep their slug
+
+    def newcomer_last(path):
+        old = existing.get(path)
+        return (old is None or old.slug != parsed[path].slug, path)
+
+    for path in sorted(parsed, key=newcomer_last):
+        slug = parsed[path].slug
+        other = owners.get(slug)
+        if other is None:
+            owners[slug] = path
+            continue
+        report.errors.append(
+            ContentError(path, parsed[path].slug_line, f"duplicate slug '{slug}' (also used by {other})")
+        )
+        del parsed[path]
+        old = existing.get(path)
+        if old is not None and old.slug not in owners:
+            owners[old.slug] = path  # its last good version stays served
+    return {path: slug for slug, path in owners.items()}
+
+
+def _link_resolver(slugs_by_path: dict[str, str]):
+    """Resolve a relative file path or a `[[wiki]]` name to an entry slug."""
+    by_slug = set(slugs_by_path.values())
+    by_stem: dict[str, set[str]] = {}
+    for slug in by_slug:
+        by_stem.setdefault(slug.rsplit("/", 1)[-1], set()).add(slug)
+
+    def resolve(key: str) -> str | None:
+        if key.startswith("[["):
+            name = key[2:-2].strip().removesuffix(".md")
+            wanted = "/".join(slugify(part) for part in name.split("/"))
+            if wanted in by_slug:
+                return wanted
+            matches = by_stem.get(wanted, set())
+            return next(iter(matches)) if len(matches) == 1 else None
+        path = PurePosixPath(key).as_posix()
+        return slugs_by_path.get(path)
+
+    return resolve
+
+
+def _render_entry(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport) -> dict:
+    """Render one parsed entry to the column values stored for it."""
+    keys: list[str] = []
+
+    def recording(key):
+        keys.append(key)
+        return resolver(key)
+
+    rendered = render(entry.body, source_path=entry.path, resolve_link=recording, entry_slug=entry.slug)
+    for line, target in rendered.broken_links:
+        report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' points to no entry")
+    tag_slugs = list(dict.fromkeys(tags.resolve(name) for name in entry.tags))
+    return {
+        "path": entry.path,
+        "slug": entry.slug,
+        "title": entry.title,
+        "summary": entry.summary or _shorten(rendered.first_paragraph),
+        "kind": entry.kind,
+        "date": entry.date,
+        "updated": entry.updated,
+        "html": rendered.html,
+        "text": rendered.text,
+        "toc": rendered.toc,
+        "headings": "\n".join(rendered.headings),
+        "word_count": rendered.word_count,
+        "reading_minutes": rendered.reading_minutes,
+        "has_diagram": rendered.has_diagram,
+        "link_keys": list(dict.fromkeys(keys)),
+        "content_hash": entry.content_hash,
+        "_tags": tag_slugs,
+        "_links": rendered.links,
+    }
+
+
+def _shorten(text: str, limit: int = 280) -> str:
+    """A summary-sized prefix of text, cut at a word boundary."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, started_at) -> None:
+    """Apply every change in one write transaction (BEGIN IMMEDIATE on SQLite)."""
+    session = db.session
+    session.rollback()
+    session.connection(execution_options={"nexus_write": True})
+    now = utcnow()
+    try:
+        if gone:
+            session.execute(delete(Entry).where(Entry.path.in_(gone)))
+            report.deleted.extend(sorted(gone))
+        # Slugs freed by deletions or moves must be released before others take them.
+        moved = [r for r in rows if r["path"] in existing and existing[r["path"]].slug != r["slug"]]
+        for row in moved:
+            session.execute(
+                Entry.__table__.update().where(Entry.path == row["path"]).values(slug=f"\0moving:{row['path']}")
+            )
+        tag_ids = _ensure_tags(session, tags, {slug for row in rows for slug in row["_tags"]})
+        for row in rows:
+            old = existing.get(row["path"])
+            values = {k: v for k, v in row.items() if not k.startswith("_")}
+            created = old.created if old else now.date()
+            values["sort_date"] = row["updated"] or row["date"] or created
+            values["modified_at"] = now
+            if old is None:
+                values["created_at"] = now
+                entry_id = session.execute(insert(Entry).values(**values)).inserted_primary_key[0]
+                report.added.append(row["path"])
+            else:
+                entry_id = old.id
+                session.execute(Entry.__table__.update().where(Entry.id == entry_id).values(**values))
+                session.execute(delete(entry_tags).where(entry_tags.c.entry_id == entry_id))
+                session.execute(delete(Link).where(Link.source_id == entry_id))
+                report.updated.append(row["path"])
+            if row["_tags"]:
+                session.execute(
+                    insert(entry_tags), [{"entry_id": entry_id, "tag_id": tag_ids[s]} for s in row["_tags"]]
+                )
+            if row["_links"]:
+                session.execute(insert(Link), [{"source_id": entry_id, "target_slug": s} for s in row["_links"]])
+        _refresh_tag_names(session, tags)
+        session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
+        if report.added or report.updated or report.deleted:
+            session.add(
+                ImportRun(
+                    started_at=started_at,
+                    finished_at=utcnow(),
+                    added=len(report.added),
+                    updated=len(report.updated),
+                    unchanged=len(report.unchanged),
+                    deleted=len(report.deleted),
+                    errors=len(report.errors),
+                    entries=0,
+                )
+            )
+            session.flush()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _ensure_tags(session, tags: TagResolver, slugs: set[str]) -> dict[str, int]:
+    """Ids for the given tag slugs, creating missing tags."""
+    known = dict(session.execute(select(Tag.slug, Tag.id).where(Tag.slug.in_(slugs))).all()) if slugs else {}
+    for slug in sorted(slugs - known.keys()):
+        info = tags.vocabulary.get(slug, {})
+        known[slug] = session.execute(
+            insert(Tag).values(slug=slug, name=tags.names.get(slug, slug), description=info.get("description", ""))
+        ).inserted_primary_key[0]
+    return known
+
+
+def _refresh_tag_names(session, tags: TagResolver) -> None:
+    """Keep vocabulary names and descriptions current on existing tags."""
+    for slug, info in tags.vocabulary.items():
+        session.execute(
+            Tag.__table__.update().where(Tag.slug == slug).values(name=info["name"], description=info["description"])
+        )
+
+
+def rebuild_index(instance_path, generation: int | None = None) -> None:
+    """Build the search index from the database and swap it in."""
+    started = time.monotonic()
+    generation = current_generation() if generation is None else generation
+    entries = db.session.scalars(select(Entry).order_by(Entry.id).execution_options(yield_per=500))
+    search.build_index(instance_path, (search.document_for(e) for e in entries), generation)
+    db.session.rollback()
+    log.info("search index rebuilt for generation %s in %.2fs", generation, time.monotonic() - started)
+
+
+def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True) -> str:
+    """At start-up: import into an empty database, or rebuild a missing or broken index."""
+    with import_lock(instance_path):
+        empty = db.session.scalar(select(func.count()).select_from(Entry)) == 0 and current_generation() == 0
+        if empty and Path(content_dir).is_dir():
+            report = import_content(content_dir, instance_path, folder_tags=folder_tags, _locked=True)
+            return f"imported {len(report.added)} entries ({len(report.errors)} errors)"
+        generation = current_generation()
+        index_generation, _documents = search.check_index(instance_path)
+        if index_generation != generation:
+            log.warning(
+                "search index missing, broken or stale (index %s, database %s): rebuilding from the database",
+                index_generation,
+                generation,
+            )
+            rebuild_index(instance_path, generation)
+            return "rebuilt the search index"
+    return "ready"

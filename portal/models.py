@@ -1,0 +1,132 @@
+"""Database tables: entries, tags, links between entries, import runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by every model."""
+
+
+db = SQLAlchemy(model_class=Base)
+
+entry_tags = Table(
+    "entry_tags",
+    Base.metadata,
+    Column("entry_id", ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now, the form stored in every timestamp column."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Entry(db.Model):
+    """One imported Markdown file, rendered and ready to serve."""
+
+    __tablename__ = "entries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    slug: Mapped[str] = mapped_column(String(1024), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str | None] = mapped_column(String(20), index=True)
+    date: Mapped[dt.date | None]
+    updated: Mapped[dt.date | None]
+    sort_date: Mapped[dt.date] = mapped_column(index=True)
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    toc: Mapped[list] = mapped_column(JSON, default=list)
+    headings: Mapped[str] = mapped_column(Text, default="")
+    word_count: Mapped[int] = mapped_column(default=0)
+    reading_minutes: Mapped[int] = mapped_column(default=1)
+    has_diagram: Mapped[bool] = mapped_column(default=False)
+    link_keys: Mapped[list] = mapped_column(JSON, default=list)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    modified_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    tags: Mapped[list[Tag]] = relationship(
+        secondary=entry_tags, back_populates="entries", order_by="Tag.slug", lazy="selectin"
+    )
+    outgoing: Mapped[list[Link]] = relationship(
+        back_populates="source", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    def __repr__(self):
+        return f"<Entry {self.slug}>"
+
+
+class Tag(db.Model):
+    """A normalised tag (slug) with the name people see."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+    entries: Mapped[list[Entry]] = relationship(secondary=entry_tags, back_populates="tags")
+
+    def __repr__(self):
+        return f"<Tag {self.slug}>"
+
+
+class Link(db.Model):
+    """A link from one entry's body to another entry, for backlinks."""
+
+    __tablename__ = "links"
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True)
+    target_slug: Mapped[str] = mapped_column(String(1024), primary_key=True)
+
+    source: Mapped[Entry] = relationship(back_populates="outgoing")
+
+    __table_args__ = (Index("ix_links_target_slug", "target_slug"),)
+
+
+class ImportRun(db.Model):
+    """One completed import; the highest id is the content generation."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime]
+    added: Mapped[int] = mapped_column(default=0)
+    updated: Mapped[int] = mapped_column(default=0)
+    unchanged: Mapped[int] = mapped_column(default=0)
+    deleted: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    entries: Mapped[int] = mapped_column(default=0)
+
+
+def configure_engine_events(engine) -> None:
+    """SQLite pragmas and `BEGIN IMMEDIATE` for writers; nothing for other databases."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's legacy handling can lose updates).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        mode = "IMMEDIATE" if connection.get_execution_options().get("nexus_write") else "DEFERRED"
+        connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,306 @@
+"""Markdown to sanitized HTML, table of contents and plain text.
+
+Rendering happens once, at import; requests only read what this module produced.
+It knows nothing of Flask or the database: links to other entries are resolved
+through a callable the importer passes in.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import math
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import unquote, urlsplit
+
+import markdown
+import nh3
+from markdown.extensions import Extension
+from markdown.inlinepatterns import InlineProcessor
+from markdown.treeprocessors import Treeprocessor
+from pymdownx import superfences
+
+#: Bump when the output of `render` changes, so unchanged files are rendered again.
+RENDERER_VERSION = "3"
+
+WORDS_PER_MINUTE = 220
+
+ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "div", "dl", "dt",
+    "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "input", "ins", "kbd", "label",
+    "li", "mark", "ol", "p", "pre", "s", "small", "span", "strong", "sub", "summary", "sup",
+    "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul",
+}  # fmt: skip
+ALLOWED_ATTRIBUTES = {
+    "*": {"class", "id", "title"},
+    "a": {"href", "rel"},
+    "abbr": {"title"},
+    "img": {"src", "alt", "width", "height", "loading"},
+    "input": {"type", "checked", "disabled"},
+    "ol": {"start"},
+    "td": {"align", "colspan", "rowspan"},
+    "th": {"align", "colspan", "rowspan", "scope"},
+}
+URL_SCHEMES = {"http", "https", "mailto"}
+BLOCK_CONTAINERS = {"blockquote", "div", "li", "ol", "ul", "table", "details", "dl", "pre"}
+WIKI_LINK_RE = r"\[\[([^\]\|\n]+?)(?:\|([^\]\n]+))?\]\]"
+
+LinkResolver = Callable[[str], "str | None"]
+
+
+@dataclass
+class Rendered:
+    """What the importer stores for one entry."""
+
+    html: str
+    text: str
+    toc: list[dict]
+    headings: list[str]
+    first_paragraph: str
+    word_count: int
+    reading_minutes: int
+    has_diagram: bool
+    links: list[str] = field(default_factory=list)
+    broken_links: list[tuple[int, str]] = field(default_factory=list)
+
+
+class _LinkRewriter(Treeprocessor):
+    """Point links at other Markdown files (and `[[wiki]]` links) to those entries' pages."""
+
+    def __init__(self, md, state):
+        super().__init__(md)
+        self.state = state
+
+    def run(self, root):
+        for anchor in root.iter("a"):
+            href = anchor.get("href", "")
+            if anchor.get("data-wiki") is not None:
+                target = anchor.attrib.pop("data-wiki")
+                self.state.rewrite(anchor, target, wiki=True)
+            elif _is_markdown_link(href):
+                self.state.rewrite(anchor, href, wiki=False)
+
+
+class _WikiLinkPattern(InlineProcessor):
+    """`[[slug]]` or `[[slug|label]]` becomes a link the rewriter resolves."""
+
+    def handleMatch(self, m, data):
+        import xml.etree.ElementTree as etree
+
+        target, label = m.group(1).strip(), (m.group(2) or m.group(1)).strip()
+        el = etree.Element("a")
+        el.set("data-wiki", target)
+        el.set("href", "#")
+        el.text = label
+        return el, m.start(0), m.end(0)
+
+
+class _LinkExtension(Extension):
+    def __init__(self, state, **kwargs):
+        self.state = state
+        super().__init__(**kwargs)
+
+    def extendMarkdown(self, md):
+        md.inlinePatterns.register(_WikiLinkPattern(WIKI_LINK_RE, md), "nexus_wikilink", 175)
+        md.treeprocessors.register(_LinkRewriter(md, self.state), "nexus_links", 1)
+
+
+class _LinkState:
+    """Per-render context for link rewriting; reset before each document."""
+
+    def __init__(self):
+        self.reset(None, None, "", "")
+
+    def reset(self, source_path, resolver, source, entry_slug):
+        self.source_path = source_path
+        self.resolver = resolver
+        self.source = source
+        self.entry_slug = entry_slug
+        self.links: list[str] = []
+        self.broken: list[tuple[int, str]] = []
+
+    def rewrite(self, anchor, target, wiki):
+        """Resolve one link target, or record it as broken with its source line."""
+        if self.resolver is None or self.source_path is None:
+            return
+        if wiki:
+            path, fragment = target, ""
+            slug = self.resolver("[[" + path + "]]")
+        else:
+            parts = urlsplit(target)
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(self.source_path), unquote(parts.path)))
+            fragment = parts.fragment
+            slug = self.resolver(path)
+        if slug is None:
+            self.broken.append((self._line_of(target), target))
+            anchor.set("class", "broken-link")
+            return
+        self.links.append(slug)
+        anchor.set("href", _relative_entry_href(self.entry_slug, slug, fragment))
+
+    def _line_of(self, target):
+        """The first source line mentioning a link target, for warnings."""
+        index = self.source.find(target)
+        return self.source.count("\n", 0, index) + 1 if index >= 0 else 1
+
+
+def _is_markdown_link(href):
+    """A relative link to a `.md` file (with an optional #fragment)."""
+    parts = urlsplit(href)
+    return not parts.scheme and not parts.netloc and parts.path.lower().endswith(".md")
+
+
+def _relative_entry_href(entry_slug, target_slug, fragment):
+    """A link relative to the linking entry's URL, so it works under any path prefix."""
+    # An entry `a/b` is served at /entries/a/b: `../` per slash climbs back to /entries/.
+    depth = entry_slug.count("/")
+    href = ("../" * depth if depth else "./") + target_slug
+    return href + ("#" + fragment if fragment else "")
+
+
+@functools.cache
+def _markdown():
+    """One configured Markdown converter per process (building one costs milliseconds)."""
+    state = _LinkState()
+    md = markdown.Markdown(
+        extensions=[
+            "toc",
+            "tables",
+            "footnotes",
+            "admonition",
+            "sane_lists",
+            "pymdownx.superfences",
+            "pymdownx.highlight",
+            "pymdownx.inlinehilite",
+            "pymdownx.tasklist",
+            "pymdownx.details",
+            "pymdownx.tilde",
+            "pymdownx.magiclink",
+            _LinkExtension(state),
+        ],
+        extension_configs={
+            "toc": {"permalink": "#", "permalink_title": "Link to this section", "toc_depth": "2-4"},
+            "pymdownx.highlight": {"use_pygments": True, "css_class": "highlight", "guess_lang": False},
+            "pymdownx.superfences": {
+                "custom_fences": [{"name": "mermaid", "class": "mermaid", "format": superfences.fence_code_format}]
+            },
+            "pymdownx.tasklist": {"custom_checkbox": False},
+        },
+        output_format="html",
+    )
+    return md, state
+
+
+def sanitize(raw_html: str) -> str:
+    """Strip everything that could run script or load active content."""
+    return nh3.clean(
+        raw_html,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes=URL_SCHEMES,
+        link_rel=None,
+        strip_comments=True,
+    )
+
+
+def render(
+    source: str,
+    *,
+    source_path: str | None = None,
+    resolve_link: LinkResolver | None = None,
+    entry_slug: str | None = None,
+) -> Rendered:
+    """Render Markdown to sanitized HTML plus the text, TOC and counts stored with it."""
+    md, state = _markdown()
+    md.reset()
+    state.reset(source_path, resolve_link, source, entry_slug or "")
+    raw = md.convert(source)
+    links, broken = list(dict.fromkeys(state.links)), list(state.broken)
+    toc = _flatten_toc(md.toc_tokens)
+    safe = sanitize(raw)
+    extractor = _TextExtractor()
+    extractor.feed(safe)
+    extractor.close()
+    text = extractor.text()
+    prose_words = len(extractor.prose_text().split())
+    return Rendered(
+        html=safe,
+        text=text,
+        toc=toc,
+        headings=[item["title"] for item in toc],
+        first_paragraph=extractor.first_paragraph.strip(),
+        word_count=prose_words,
+        reading_minutes=max(1, math.ceil(len(text.split()) / WORDS_PER_MINUTE)),
+        has_diagram='class="mermaid"' in safe,
+        links=links,
+        broken_links=broken,
+    )
+
+
+def _flatten_toc(tokens, out=None):
+    """Nested TOC tokens as a flat list of {level, id, title}."""
+    out = [] if out is None else out
+    for token in tokens:
+        out.append({"level": token["level"], "id": token["id"], "title": html.unescape(token["name"])})
+        _flatten_toc(token["children"], out)
+    return out
+
+
+class _TextExtractor(HTMLParser):
+    """Plain text of sanitized HTML and its first top-level paragraph."""
+
+    SKIP = {"script", "style"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.prose: list[str] = []
+        self.stack: list[str] = []
+        self.first_paragraph = ""
+        self._in_first = False
+        self._done_first = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"br", "hr", "img", "input"}:
+            return
+        if tag == "a" and ("class", "headerlink") in attrs:
+            self.stack.append("headerlink")
+            return
+        if tag == "p" and not self._done_first and not self._container_open():
+            self._in_first = True
+        self.stack.append(tag)
+
+    def handle_endtag(self, tag):
+        if tag not in self.stack and not (tag == "a" and "headerlink" in self.stack):
+            return
+        while self.stack:
+            top = self.stack.pop()
+            if top == tag or (tag == "a" and top == "headerlink"):
+                break
+        if tag == "p" and self._in_first:
+            self._in_first, self._done_first = False, True
+        self.parts.append(" ")
+        self.prose.append(" ")
+
+    def handle_data(self, data):
+        if "headerlink" in self.stack:
+            return
+        self.parts.append(data)
+        if "pre" not in self.stack:
+            self.prose.append(data)
+        if self._in_first:
+            self.first_paragraph += data
+
+    def _container_open(self):
+        return any(tag in BLOCK_CONTAINERS for tag in self.stack)
+
+    def text(self):
+        """All text, whitespace folded."""
+        return " ".join("".join(self.parts).split())
+
+    def prose_text(self):
+        """Text outside code blocks, for word counts."""
+        return " ".join("".join(self.prose).split())

@@ -1,0 +1,558 @@
+"""Whoosh full-text search: schema, index build and atomic swap, per-worker searchers, queries.
+
+Only the importer calls `build_index`; every other caller reads. The live index is a
+symlink (`<instance>/index`) to a directory built aside; swapping the symlink is atomic,
+so a reader sees the old index or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import unicodedata
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from whoosh import fields, highlight, index, query, scoring
+from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
+from whoosh.qparser import FieldAliasPlugin, MultifieldParser, PlusMinusPlugin
+
+from .aliases import ALIASES
+
+log = logging.getLogger(__name__)
+
+INDEX_LINK = "index"
+GENERATION_FILE = "GENERATION"
+MAX_QUERY_CHARS = 500
+MAX_QUERY_TERMS = 32
+MAX_PER_PAGE = 50
+WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
+SPLIT_RE = re.compile(r"[-+/.#_]+")
+SEARCH_FIELDS = ("title", "summary", "headings", "tags", "body")
+FIELD_BOOSTS = {"title": 6.0, "tags": 4.0, "headings": 2.5, "summary": 2.0, "body": 1.0}
+SORTS = ("relevance", "newest", "title")
+
+
+class CompoundFilter(Filter):
+    """Index `docker-compose`, `N+1`, `select_related` as typed *and* as their parts.
+
+    At index time a compound token is followed by its parts at consecutive positions, so
+    both `docker-compose` and the phrase "docker compose" find it; queries keep the compound.
+    """
+
+    def __call__(self, tokens):
+        shift = 0
+        for token in tokens:
+            if token.positions:
+                token.pos += shift
+            parts = [p for p in SPLIT_RE.split(token.text) if p]
+            if token.mode == "query" or len(parts) < 2:
+                yield token
+                continue
+            compound, start, pos = token.text, getattr(token, "startchar", 0), getattr(token, "pos", 0)
+            yield token  # the compound, at the position of its first part
+            offset = 0
+            for i, part in enumerate(parts):
+                offset = compound.index(part, offset)
+                token.text = part
+                if token.positions:
+                    token.pos = pos + i
+                if token.chars:
+                    token.startchar, token.endchar = start + offset, start + offset + len(part)
+                offset += len(part)
+                yield token
+            shift += len(parts) - 1
+
+
+def text_analyzer():
+    """Stemmed English text that keeps technical tokens findable as typed."""
+    return (
+        RegexTokenizer(WORD_PATTERN)
+        | LowercaseFilter()
+        | StopFilter(minsize=1)
+        | CompoundFilter()  # after StopFilter, which renumbers positions
+        | StemFilter(cachesize=50000)
+    )
+
+
+def spelling_analyzer():
+    """Unstemmed words: the vocabulary that typo correction draws from."""
+    return RegexTokenizer(r"[^\W\d_]{3,}") | LowercaseFilter() | StopFilter()
+
+
+def make_schema():
+    """Fields of one indexed entry; title and tags weigh most."""
+    text = text_analyzer()
+    return fields.Schema(
+        slug=fields.ID(stored=True, unique=True),
+        title=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["title"]),
+        summary=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["summary"]),
+        headings=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["headings"]),
+        body=fields.TEXT(analyzer=text),
+        tags=fields.KEYWORD(stored=True, commas=True, lowercase=True, scorable=True, field_boost=FIELD_BOOSTS["tags"]),
+        kind=fields.ID(stored=True),
+        date=fields.DATETIME(sortable=True),
+        title_sort=fields.ID(sortable=True),
+        spell=fields.TEXT(analyzer=spelling_analyzer(), phrase=False),
+    )
+
+
+def document_for(entry) -> dict:
+    """The indexed fields of one `Entry` row."""
+    tag_slugs = [tag.slug for tag in entry.tags]
+    tag_words = " ".join(tag.name for tag in entry.tags)
+    return {
+        "slug": entry.slug,
+        "title": entry.title,
+        "summary": entry.summary or "",
+        "headings": entry.headings or "",
+        "body": entry.text,
+        "tags": ",".join(tag_slugs),
+        "kind": entry.kind or "",
+        "date": dt.datetime.combine(entry.sort_date, dt.time()),
+        "title_sort": entry.title.casefold()[:200],
+        "spell": " ".join([entry.title, tag_words, entry.headings or "", entry.text]),
+    }
+
+
+# --- building and swapping ---------------------------------------------------------
+
+
+def index_link(instance_path) -> Path:
+    """The symlink that names the live index directory."""
+    return Path(instance_path) / INDEX_LINK
+
+
+def live_index_dir(instance_path) -> Path | None:
+    """The directory the live symlink points to, or None if there is none."""
+    link = index_link(instance_path)
+    try:
+        target = os.readlink(link)
+    except OSError:
+        return None
+    return link.parent / target
+
+
+def build_index(instance_path, documents, generation: int, *, procs: int = 1) -> Path:
+    """Write a new index aside from `documents`, then swap it in atomically."""
+    instance = Path(instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    name = f"index.{generation}.{uuid.uuid4().hex[:8]}"
+    building = instance / (name + ".building")
+    building.mkdir()
+    ix = index.create_in(str(building), make_schema())
+    writer = ix.writer(limitmb=128, procs=procs, multisegment=procs > 1)
+    count = 0
+    try:
+        for document in documents:
+            writer.add_document(**document)
+            count += 1
+        writer.commit(optimize=procs > 1)
+    except BaseException:
+        writer.cancel()
+        ix.close()
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    ix.close()
+    (building / GENERATION_FILE).write_text(f"{generation}\n")
+    final = instance / name
+    os.rename(building, final)
+    _swap_link(instance, name)
+    _remove_stale(instance, keep={name})
+    log.info("search index generation %s built with %d documents", generation, count)
+    return final
+
+
+def _swap_link(instance: Path, name: str) -> None:
+    """Point `index` at `name` with one rename (atomic on POSIX)."""
+    temporary = instance / f".index-link.{uuid.uuid4().hex[:8]}"
+    os.symlink(name, temporary)
+    link = instance / INDEX_LINK
+    if link.is_dir() and not link.is_symlink():
+        shutil.rmtree(link)  # an index from before symlinks: nothing can be reading it atomically anyway
+    os.replace(temporary, link)
+
+
+def _remove_stale(instance: Path, keep: set[str]) -> None:
+    """Delete old and half-built index directories, keeping the previous one for open readers."""
+    candidates = sorted(
+        (p for p in instance.glob("index.*") if p.is_dir() and p.name not in keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    finished = [p for p in candidates if not p.name.endswith(".building")]
+    # Keep one previous generation: a worker may still be reading it for a moment.
+    for path in finished[1:] + [p for p in candidates if p.name.endswith(".building")]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def index_generation(directory: Path) -> int | None:
+    """The content generation an index directory was built from."""
+    try:
+        return int((directory / GENERATION_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def check_index(instance_path) -> tuple[int | None, int | None]:
+    """(generation, document count) of the live index, or (None, None) if it will not open."""
+    directory = live_index_dir(instance_path)
+    if directory is None:
+        return None, None
+    try:
+        ix = index.open_dir(str(directory))
+        try:
+            count = ix.doc_count()
+        finally:
+            ix.close()
+    except Exception:  # noqa: BLE001 - any failure to open means "rebuild it"
+        return None, None
+    return index_generation(directory), count
+
+
+# --- per-worker searchers -----------------------------------------------------------
+
+
+class SearcherPool:
+    """One open searcher per thread of a worker, reopened only when the index changed."""
+
+    def __init__(self, instance_path):
+        self.instance_path = instance_path
+        self._local = threading.local()
+        self.opened = 0  # how many times this process opened an index (for tests and benchmarks)
+
+    def get(self):
+        """The current searcher, reopening it if the live index was swapped."""
+        state = self._local
+        directory = live_index_dir(self.instance_path)
+        if directory is None:
+            raise IndexUnavailable("the search index has not been built yet")
+        searcher = getattr(state, "searcher", None)
+        stale = (
+            searcher is None
+            or getattr(state, "pid", None) != os.getpid()
+            or state.directory != directory
+            or not searcher.up_to_date()
+        )
+        if stale:
+            self._close(state)
+            try:
+                ix = index.open_dir(str(directory))
+                state.searcher = ix.searcher(weighting=scoring.BM25F())
+            except Exception as error:  # noqa: BLE001 - a broken index is reported, not raised as 500
+                raise IndexUnavailable(f"the search index will not open: {error}") from None
+            state.index, state.directory, state.pid = ix, directory, os.getpid()
+            state.generation = index_generation(directory)
+            state.tags = _load_doc_tags(state.searcher)
+            self.opened += 1
+        return state.searcher, state.tags, state.generation
+
+    @staticmethod
+    def _close(state):
+        searcher = getattr(state, "searcher", None)
+        if searcher is not None and getattr(state, "pid", None) == os.getpid():
+            try:
+                searcher.close()
+                state.index.close()
+            except Exception:  # noqa: BLE001 - closing a deleted index can fail harmlessly
+                log.debug("closing an old searcher failed", exc_info=True)
+        state.searcher = None
+
+
+def _load_doc_tags(searcher):
+    """Tag slugs per document number, kept in memory for fast facet counts."""
+    tags = {}
+    for docnum, stored in searcher.reader().iter_docs():
+        value = stored.get("tags") or ""
+        tags[docnum] = tuple(value.split(",")) if value else ()
+    return tags
+
+
+class IndexUnavailable(Exception):
+    """The index is missing or will not open; the operator must reindex."""
+
+
+# --- queries ------------------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    """One ranked result: which entry, how well it matched, and a highlighted snippet."""
+
+    slug: str
+    score: float
+    docnum: int
+    snippet: str = ""
+
+
+@dataclass
+class SearchOutcome:
+    """Everything one search page or API answer needs."""
+
+    query: str
+    hits: list[Hit]
+    total: int
+    page: int
+    per_page: int
+    facets: dict[str, int] = field(default_factory=dict)
+    corrected: str | None = None
+    suggestion: str | None = None
+    notice: str | None = None
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def clean_query(raw: str) -> tuple[str, str | None]:
+    """Strip control characters and cap length and term count; return a notice if cut."""
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in raw or "")
+    text = " ".join(text.split())
+    notice = None
+    if len(text) > MAX_QUERY_CHARS:
+        text, notice = text[:MAX_QUERY_CHARS].rsplit(" ", 1)[0], f"Your query was cut to {MAX_QUERY_CHARS} characters."
+    words = text.split()
+    if len(words) > MAX_QUERY_TERMS:
+        text, notice = " ".join(words[:MAX_QUERY_TERMS]), f"Only the first {MAX_QUERY_TERMS} words were used."
+    return text, notice
+
+
+def make_parser(schema):
+    """AND by default; phrases, prefix*, -word, NOT, field:term; fields weighted by boost."""
+    parser = MultifieldParser(list(SEARCH_FIELDS), schema)
+    parser.add_plugin(FieldAliasPlugin({"tags": ["tag"], "title": ["intitle"]}))
+    parser.add_plugin(PlusMinusPlugin(plusexpr=r"(?<![^\s(])\+(?=\S)", minusexpr=r"(?<![^\s(])-(?=\S)"))
+    return parser
+
+
+def parse(schema, text: str):
+    """A Whoosh query for the text; anything the parser rejects falls back to plain terms."""
+    parser = make_parser(schema)
+    try:
+        parsed = parser.parse(text)
+    except Exception:  # noqa: BLE001 - user input must never raise
+        parsed = None
+    if parsed is None or parsed is query.NullQuery or isinstance(parsed, query.qcore._NullQuery):
+        parsed = None
+    if parsed is None or _has_error(parsed):
+        plain = " ".join(re.findall(WORD_PATTERN, text))
+        try:
+            parsed = parser.parse(plain) if plain else None
+        except Exception:  # noqa: BLE001
+            parsed = None
+    if parsed is None or isinstance(parsed, query.qcore._NullQuery):
+        return None
+    return expand_aliases(parsed, schema)
+
+
+def _has_error(q) -> bool:
+    """True if the parser produced an error node anywhere (e.g. an open range)."""
+    if getattr(q, "error", None):
+        return True
+    return not q.is_leaf() and any(_has_error(child) for child in q.children())
+
+
+def _analyze(schema, fieldname, text):
+    """The tokens a field's analyzer makes of `text` in query mode (tags are slugs)."""
+    if fieldname == "tags":
+        return [re.sub(r"[^\w+#/]+", "-", text.lower()).strip("-")]
+    fieldobj = schema[fieldname]
+    return [t.text for t in fieldobj.analyzer(text, mode="query")]
+
+
+def expand_aliases(q, schema):
+    """Replace each term that has aliases with an OR of the term and its aliases."""
+    if isinstance(q, query.Term) and q.fieldname in SEARCH_FIELDS:
+        alternatives = _alias_queries(schema, q.fieldname, q.text, q.boost)
+        return query.Or([q, *alternatives]) if alternatives else q
+    if q.is_leaf():
+        return q
+    return q.apply(lambda child: expand_aliases(child, schema))
+
+
+def _alias_queries(schema, fieldname, analyzed, boost):
+    """Queries for every alias of an analyzed term, in the same field."""
+    table = _alias_table(schema, fieldname)
+    result = []
+    for words in table.get(analyzed, ()):
+        if len(words) == 1:
+            if words[0] != analyzed:
+                result.append(query.Term(fieldname, words[0], boost=boost))
+        elif words:
+            result.append(query.Phrase(fieldname, list(words), boost=boost))
+    return result
+
+
+_ALIAS_CACHE: dict[str, dict] = {}
+
+
+def _alias_table(schema, fieldname):
+    """analyzed term -> analyzed forms of its aliases, for one field."""
+    if fieldname not in _ALIAS_CACHE:
+        table: dict[str, list[tuple[str, ...]]] = {}
+        for group in ALIASES:
+            forms = [tuple(_analyze(schema, fieldname, name)) for name in group]
+            for form in forms:
+                if len(form) == 1:
+                    table.setdefault(form[0], []).extend(f for f in forms if f != form)
+        _ALIAS_CACHE[fieldname] = table
+    return _ALIAS_CACHE[fieldname]
+
+
+def build_filter(tags_all=(), tags_any=(), tags_not=(), kind=None):
+    """A Whoosh filter query for tag and kind constraints (None when unfiltered)."""
+    parts = [query.Term("tags", tag) for tag in tags_all]
+    if tags_any:
+        parts.append(query.Or([query.Term("tags", tag) for tag in tags_any]))
+    if kind:
+        parts.append(query.Term("kind", kind))
+    if tags_not:
+        base = query.And(parts) if parts else query.Every()
+        return query.AndNot(base, query.Or([query.Term("tags", tag) for tag in tags_not]))
+    return query.And(parts) if parts else None
+
+
+def run_search(
+    pool: SearcherPool,
+    raw_query: str,
+    *,
+    page: int = 1,
+    per_page: int = 10,
+    sort: str = "relevance",
+    tags_all=(),
+    tags_any=(),
+    tags_not=(),
+    kind=None,
+    texts=None,
+    correct: bool = True,
+) -> SearchOutcome:
+    """Search, count facets over all matches, highlight the page, and correct typos."""
+    text, notice = clean_query(raw_query)
+    searcher, doc_tags, _generation = pool.get()
+    outcome = _search_once(searcher, doc_tags, text, page, per_page, sort, tags_all, tags_any, tags_not, kind)
+    outcome.notice = notice
+    if correct and text:
+        corrected = correct_text(searcher, text)
+        if corrected and outcome.total == 0:
+            retry = _search_once(
+                searcher, doc_tags, corrected, page, per_page, sort, tags_all, tags_any, tags_not, kind
+            )
+            if retry.total:
+                retry.corrected, retry.notice = corrected, notice
+                retry.query = text
+                outcome = retry
+        elif corrected and outcome.total < 3:
+            outcome.suggestion = corrected
+    if texts is not None and outcome.hits:
+        _add_snippets(searcher, outcome, texts)
+    return outcome
+
+
+def _search_once(searcher, doc_tags, text, page, per_page, sort, tags_all, tags_any, tags_not, kind):
+    """One pass of query, filter, sort and facet counting."""
+    q = parse(searcher.schema, text) if text else None
+    filt = build_filter(tags_all, tags_any, tags_not, kind)
+    if q is None:
+        return SearchOutcome(query=text, hits=[], total=0, page=page, per_page=per_page)
+    sortedby, reverse = {"newest": ("date", True), "title": ("title_sort", False)}.get(sort, (None, False))
+    results = searcher.search(
+        q,
+        filter=filt,
+        limit=page * per_page if sortedby is None else None,
+        sortedby=sortedby,
+        reverse=reverse,
+        terms=True,
+    )
+    matched = results.docs()
+    facets = Counter(tag for docnum in matched for tag in doc_tags.get(docnum, ()))
+    start = (page - 1) * per_page
+    window = results[start : start + per_page]
+    hits = [Hit(slug=hit["slug"], score=float(hit.score or 0.0), docnum=hit.docnum) for hit in window]
+    outcome = SearchOutcome(
+        query=text, hits=hits, total=len(matched), page=page, per_page=per_page, facets=dict(facets.most_common())
+    )
+    outcome._results = results  # kept for highlighting this page
+    return outcome
+
+
+def _add_snippets(searcher, outcome, texts):
+    """Escaped snippets around the matched words, with `<mark>` around each match."""
+    results = outcome._results
+    results.fragmenter = highlight.ContextFragmenter(maxchars=220, surround=70)
+    results.formatter = MarkFormatter(between=" … ")
+    slugs = [hit.slug for hit in outcome.hits]
+    bodies = texts(slugs)
+    by_docnum = {hit.docnum: hit for hit in outcome.hits}
+    for result in results[(outcome.page - 1) * outcome.per_page : outcome.page * outcome.per_page]:
+        hit = by_docnum.get(result.docnum)
+        if hit is None:
+            continue
+        body = bodies.get(hit.slug, "")
+        snippet = result.highlights("body", text=body, top=2) if body else ""
+        hit.snippet = snippet
+
+
+class MarkFormatter(highlight.HtmlFormatter):
+    """Escaped text with each match wrapped in a bare `<mark>`."""
+
+    def format_token(self, text, token, replace=False):
+        return "<mark>" + highlight.htmlescape(highlight.get_text(text, token, replace)) + "</mark>"
+
+
+def correct_text(searcher, text: str) -> str | None:
+    """The query with unknown words replaced by the nearest indexed words, if any changed."""
+    reader = searcher.reader()
+    corrector = searcher.corrector("spell")
+    changed = False
+    out = []
+    for token in re.split(r"(\s+)", text):
+        word = token.strip()
+        lowered = word.lower()
+        if not word or ":" in word or not re.fullmatch(r"[^\W\d_]{3,}", word) or lowered in ("and", "or", "not"):
+            out.append(token)
+            continue
+        if reader.doc_frequency("spell", lowered) or _is_alias(lowered):
+            out.append(token)
+            continue
+        suggestions = corrector.suggest(lowered, limit=1, maxdist=2, prefix=1)
+        if suggestions and suggestions[0] != lowered:
+            out.append(suggestions[0])
+            changed = True
+        else:
+            out.append(token)
+    return "".join(out) if changed else None
+
+
+def _is_alias(word):
+    return any(word == name.lower() for group in ALIASES for name in group)
+
+
+def suggest_titles(pool: SearcherPool, raw: str, limit: int = 8) -> list[str]:
+    """Slugs of entries whose title words start with what was typed, best first."""
+    text, _ = clean_query(raw)
+    words = re.findall(r"\w+", text.lower())
+    if not words:
+        return []
+    searcher, _, _ = pool.get()
+    analyzed = [_analyze(searcher.schema, "title", w) for w in words[:-1]]
+    parts = [query.Term("title", a[0]) for a in analyzed if a]
+    parts.append(query.Or([query.Prefix("title", words[-1]), query.Prefix("tags", words[-1])]))
+    results = searcher.search(query.And(parts), limit=limit)
+    return [hit["slug"] for hit in results]
+
+
+def wait_for_index(instance_path, timeout: float = 10.0) -> bool:
+    """True once a live index exists (used right after start-up)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if live_index_dir(instance_path) is not None:
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,20 @@
+"""Blueprints and template helpers."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from ..queries import KIND_LABELS
+
+
+def register(app: Flask) -> None:
+    """Attach every blueprint, error handler and template helper."""
+    from . import errors, health, pages, search
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(health.bp)
+    errors.register(app)
+    app.jinja_env.globals.update(KIND_LABELS=KIND_LABELS, site_name=app.config["SITE_NAME"])
+    app.jinja_env.filters["isodate"] = lambda d: d.isoformat() if d else ""
+    app.jinja_env.filters["longdate"] = lambda d: f"{d:%-d %B %Y}" if d else ""

@@ -1,0 +1,33 @@
+"""Error pages in the site's layout; JSON for API clients."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _handle_http(error: HTTPException):
+    """Any HTTP error: JSON under /api/, the site's error page elsewhere."""
+    if _wants_json():
+        body = {"error": {"code": error.code, "message": error.description or error.name}}
+        return jsonify(body), error.code
+    template = "errors/404.html" if error.code == 404 else "errors/error.html"
+    return render_template(template, error=error), error.code
+
+
+def _handle_unexpected(error: Exception):
+    """An unexpected exception: logged with its traceback, shown as a plain 500."""
+    from flask import current_app
+
+    current_app.logger.exception("unhandled error on %s", request.path)
+    return _handle_http(InternalServerError())
+
+
+def register(app: Flask) -> None:
+    """Install the handlers."""
+    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(Exception, _handle_unexpected)

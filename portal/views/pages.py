@@ -1,0 +1,50 @@
+"""Home, entry and kind pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+
+from .. import queries
+from ..content import KIND_ALIASES
+from .args import int_arg
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index():
+    """Newest entries first, with counts per kind and the most used tags."""
+    page = int_arg("page", 1)
+    pagination = queries.entries_page(page, current_app.config["PER_PAGE"])
+    if page > 1 and not pagination.items:
+        abort(404)
+    return render_template(
+        "entries/index.html",
+        pagination=pagination,
+        kind_counts=queries.kind_counts(),
+        tags=queries.popular_tags(12),
+    )
+
+
+@bp.get("/entries/<path:slug>")
+def entry(slug):
+    """One rendered entry."""
+    found = queries.entry_by_slug(slug)
+    if found is None:
+        abort(404)
+    return render_template("entries/entry.html", entry=found)
+
+
+@bp.get("/kinds/<kind>")
+def kind(kind):
+    """Entries of one kind; plural and other spellings redirect to the canonical URL."""
+    canonical = KIND_ALIASES.get(kind.lower())
+    if canonical is None:
+        abort(404)
+    if canonical != kind:
+        return redirect(url_for(".kind", kind=canonical), 301)
+    page = int_arg("page", 1)
+    pagination = queries.entries_page(page, current_app.config["PER_PAGE"], kind=kind)
+    if page > 1 and not pagination.items:
+        abort(404)
+    return render_template("kinds/kind.html", kind=kind, pagination=pagination, kind_counts=queries.kind_counts())

@@ -1,0 +1,138 @@
+"""`/search` (HTML), `/api/search` and `/api/suggest` (JSON): one engine, same parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from werkzeug.exceptions import ServiceUnavailable
+
+from .. import queries, search
+from ..content import KIND_ALIASES, slugify
+from .args import BadArgument, choice_arg, int_arg
+
+bp = Blueprint("search", __name__)
+
+
+@dataclass
+class SearchRequest:
+    """The parsed parameters of a search, shared by the page and the API."""
+
+    q: str
+    page: int
+    per_page: int
+    sort: str
+    tags: list[str]
+    kind: str | None
+    exact: bool = False
+
+
+def read_search_args() -> SearchRequest:
+    """Parse and check the search parameters; bad ones raise a 400."""
+    kind = request.args.get("kind") or None
+    if kind is not None:
+        kind = KIND_ALIASES.get(slugify(kind))
+        if kind is None:
+            raise BadArgument(f"'kind' must be one of: {', '.join(queries.KIND_LABELS)}.")
+    tags = [slugify(t) for raw in request.args.getlist("tag") for t in raw.split(",") if slugify(t)]
+    return SearchRequest(
+        q=request.args.get("q", ""),
+        page=int_arg("page", 1, maximum=10_000),
+        per_page=int_arg("per_page", 10, maximum=search.MAX_PER_PAGE),
+        sort=choice_arg("sort", search.SORTS, "relevance"),
+        tags=list(dict.fromkeys(tags)),
+        kind=kind,
+        exact=request.args.get("exact") == "1",
+    )
+
+
+def run(args: SearchRequest) -> search.SearchOutcome:
+    """Run a search with the worker's searcher; an unusable index is a 503."""
+    pool = current_app.extensions["nexus.searchers"]
+    try:
+        return search.run_search(
+            pool,
+            args.q,
+            page=args.page,
+            per_page=args.per_page,
+            sort=args.sort,
+            tags_all=args.tags,
+            kind=args.kind,
+            texts=queries.texts_by_slugs,
+            correct=not args.exact,
+        )
+    except search.IndexUnavailable as error:
+        current_app.logger.error("search unavailable: %s", error)
+        raise ServiceUnavailable(
+            "Search is unavailable right now; the site operator needs to run `flask reindex`."
+        ) from None
+
+
+@bp.get("/search")
+def search_page():
+    """Search results with facets, or popular tags when the query is empty."""
+    args = read_search_args()
+    if not args.q.strip():
+        return render_template("search/search.html", args=args, outcome=None, results=[], tags=queries.popular_tags(30))
+    outcome = run(args)
+    entries = queries.entries_by_slugs([hit.slug for hit in outcome.hits])
+    snippets = {hit.slug: hit.snippet for hit in outcome.hits}
+    results = [(entry, snippets.get(entry.slug, "")) for entry in entries]
+    return render_template("search/search.html", args=args, outcome=outcome, results=results, tags=[])
+
+
+@bp.get("/api/search")
+def api_search():
+    """The same search as JSON."""
+    args = read_search_args()
+    if not args.q.strip():
+        outcome = search.SearchOutcome(query="", hits=[], total=0, page=args.page, per_page=args.per_page)
+    else:
+        outcome = run(args)
+    entries = {e.slug: e for e in queries.entries_by_slugs([hit.slug for hit in outcome.hits])}
+    results = [
+        {
+            "slug": hit.slug,
+            "title": entries[hit.slug].title,
+            "url": url_for("pages.entry", slug=hit.slug, _external=True),
+            "kind": entries[hit.slug].kind,
+            "tags": [tag.slug for tag in entries[hit.slug].tags],
+            "date": entries[hit.slug].sort_date.isoformat(),
+            "snippet": hit.snippet,
+            "score": round(hit.score, 4),
+        }
+        for hit in outcome.hits
+        if hit.slug in entries
+    ]
+    return jsonify(
+        query=outcome.query,
+        total=outcome.total,
+        page=outcome.page,
+        pages=outcome.pages,
+        per_page=outcome.per_page,
+        results=results,
+        facets={"tags": outcome.facets},
+        corrected=outcome.corrected,
+        suggestion=outcome.suggestion,
+        notice=outcome.notice,
+    )
+
+
+@bp.get("/api/suggest")
+def api_suggest():
+    """Titles matching what has been typed so far, for the header's search box."""
+    q = request.args.get("q", "")
+    if len(q) > search.MAX_QUERY_CHARS:
+        abort(400, description=f"'q' must be at most {search.MAX_QUERY_CHARS} characters.")
+    try:
+        slugs = search.suggest_titles(current_app.extensions["nexus.searchers"], q)
+    except search.IndexUnavailable:
+        slugs = []
+    entries = queries.entries_by_slugs(slugs)
+    return jsonify(
+        query=q,
+        suggestions=[
+            {"slug": e.slug, "title": e.title, "kind": e.kind, "url": url_for("pages.entry", slug=e.slug)}
+            for e in entries
+        ],
+    )

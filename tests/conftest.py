@@ -1,0 +1,156 @@
+"""Fixtures in the flaskr style: a fresh app, instance folder and content folder per test."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from portal import create_app
+from portal.importer import import_content
+from portal.models import db
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONTENT = PROJECT_ROOT / "content"
+
+# A small, hand-countable corpus used by many tests.
+SAMPLE_ENTRIES = {
+    "technologies/celery.md": """\
+        ---
+        title: Celery
+        summary: Background tasks for Python with a message broker.
+        kind: technology
+        tags: [celery, python, redis]
+        date: 2025-03-01
+        ---
+        Celery runs **background tasks** outside the request cycle. It needs a broker such as
+        [Redis](redis.md) or RabbitMQ.
+
+        ## Workers
+
+        Start a worker with `celery -A proj worker -l info`.
+        """,
+    "technologies/redis.md": """\
+        ---
+        title: Redis
+        summary: An in-memory data store used as a cache and a broker.
+        kind: technology
+        tags: [redis, caching]
+        date: 2025-03-05
+        ---
+        Redis keeps data in memory. Use it for cache-aside caching with a TTL, and as a Celery broker.
+        """,
+    "concepts/caching.md": """\
+        ---
+        title: Caching strategies
+        kind: concept
+        tags: [caching, performance]
+        date: 2025-02-10
+        ---
+        Cache-aside, write-through and TTLs. See [[redis]] for a concrete store.
+
+        ## Invalidation
+
+        The hard part is invalidation: delete the key when the row changes.
+        """,
+    "challenges/slow-reports.md": """\
+        ---
+        title: Slow report generation
+        kind: challenge
+        tags: [celery, django]
+        date: 2025-04-01
+        ---
+        ## Challenge
+
+        Generating a PDF report took 40 seconds inside a request and timed out.
+
+        ## Solution
+
+        Move it to a Celery task and poll for the result.
+        """,
+    "notes/plain-note.md": """\
+        # A plain note without front matter
+
+        This note has no front matter; its tag comes from its folder.
+        """,
+}
+
+
+def write_entry(root: Path, relative: str, text: str) -> Path:
+    """Write one Markdown file (dedented) under a content folder."""
+    path = root / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    """No NEXUS_* setting of the developer's shell leaks into a test."""
+    for name in list(os.environ):
+        if name.startswith("NEXUS_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def content_dir(tmp_path) -> Path:
+    """A content folder holding the sample entries."""
+    root = tmp_path / "content"
+    for relative, text in SAMPLE_ENTRIES.items():
+        write_entry(root, relative, text)
+    return root
+
+
+@pytest.fixture
+def make_app(tmp_path):
+    """Build apps with a temporary instance folder and any extra settings."""
+
+    def _make(content: Path | None = None, **settings):
+        config = {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "CONTENT_DIR": str(content or tmp_path / "content"),
+        }
+        config.update(settings)
+        return create_app(config)
+
+    return _make
+
+
+@pytest.fixture
+def app(make_app, content_dir):
+    """An app over the sample content, not yet imported."""
+    return make_app(content_dir)
+
+
+@pytest.fixture
+def imported_app(app, content_dir):
+    """An app whose sample content has been imported and indexed."""
+    with app.app_context():
+        report = import_content(content_dir, app.instance_path)
+        assert not report.errors, report.errors
+        db.session.remove()
+    return app
+
+
+@pytest.fixture
+def client(imported_app):
+    """A test client over the imported sample content."""
+    return imported_app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner for the app."""
+    return app.test_cli_runner()
+
+
+def do_import(app, content: Path):
+    """Import a folder in the app's context and return the report."""
+    with app.app_context():
+        report = import_content(content, app.instance_path)
+        db.session.remove()
+        return report
