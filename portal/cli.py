@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from .content import ContentError, read_file
-from .importer import ImportBusy, find_markdown_files, import_content, rebuild_index
+from .importer import ImportBusy, find_markdown_files, import_content, import_lock, rebuild_index
 
 
 def register(app: Flask) -> None:
@@ -27,6 +28,7 @@ def _content_dir(path):
 @click.argument("path", required=False, type=click.Path(file_okay=False))
 @click.option("--quiet", "-q", is_flag=True, help="Print only errors and the summary line.")
 @click.option("--no-wait", is_flag=True, help="Fail at once if another import is running.")
+@with_appcontext
 def import_command(path, quiet, no_wait):
     """Sync a folder of Markdown (default: the content folder) into the site."""
     root = _content_dir(path)
@@ -59,10 +61,9 @@ def import_command(path, quiet, no_wait):
 
 
 @click.command("reindex")
+@with_appcontext
 def reindex_command():
     """Rebuild the search index from the database and swap it in."""
-    from .importer import import_lock
-
     with import_lock(current_app.instance_path):
         rebuild_index(current_app.instance_path)
     click.echo("search index rebuilt")
@@ -70,6 +71,7 @@ def reindex_command():
 
 @click.command("check")
 @click.argument("path", required=False, type=click.Path(file_okay=False))
+@with_appcontext
 def check_command(path):
     """Parse every file without importing; report problems and exit non-zero if any."""
     root = _content_dir(path)

@@ -40,6 +40,30 @@ H1_RE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 FENCE_RE = re.compile(r"^\s*(```|~~~)")
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML without implicit dates, so a bad date is reported by key and line, not as a crash."""
+
+
+_FrontMatterLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+class _FrontMatterHandler(frontmatter.YAMLHandler):
+    """python-frontmatter's YAML handler, with our loader and a check that the result is a mapping."""
+
+    def load(self, fm, **kwargs):
+        data = yaml.load(fm, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+        if data is not None and not isinstance(data, dict):
+            raise _NotAMapping
+        return data or {}
+
+
+class _NotAMapping(Exception):
+    """Front matter that is YAML but not `key: value` pairs."""
+
+
 class ContentError(Exception):
     """A file that cannot be imported, with the line to look at."""
 
@@ -135,10 +159,13 @@ def _split_front_matter(relative, text):
     if not text.startswith("---"):
         return {}, text, 1
     try:
-        post = frontmatter.loads(text)
+        post = frontmatter.loads(text, handler=_FrontMatterHandler())
+    except _NotAMapping:
+        raise ContentError(relative, 2, "front matter must be a mapping of keys to values") from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        line = mark.line + 2 if mark else 1  # +1 for 0-based, +1 for the opening `---`
+        mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
+        # Marks are 0-based within the front matter, which starts after the opening `---` line.
+        line = _front_matter_line(mark) if mark else 1
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ContentError(relative, line, f"invalid YAML front matter: {problem}") from None
     except (ValueError, TypeError) as error:
@@ -150,6 +177,12 @@ def _split_front_matter(relative, text):
     body_start = text.find(body) if body else -1
     body_line = text.count("\n", 0, body_start if body_start >= 0 else len(text)) + 1
     return meta, body, body_line
+
+
+def _front_matter_line(mark):
+    """The file line of a 0-based YAML mark; the front matter starts after the `---` line."""
+    leading_newline = 1 if (getattr(mark, "buffer", None) or "").startswith("\n") else 0
+    return mark.line + 2 - leading_newline
 
 
 def _key_line(text, key):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import html
-import math
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -233,7 +232,7 @@ def render(
         headings=[item["title"] for item in toc],
         first_paragraph=extractor.first_paragraph.strip(),
         word_count=prose_words,
-        reading_minutes=max(1, math.ceil(len(text.split()) / WORDS_PER_MINUTE)),
+        reading_minutes=max(1, round(len(text.split()) / WORDS_PER_MINUTE)),
         has_diagram='class="mermaid"' in safe,
         links=links,
         broken_links=broken,

@@ -8,6 +8,7 @@ so a reader sees the old index or the new one, never half of one.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import re
@@ -16,6 +17,7 @@ import threading
 import time
 import unicodedata
 import uuid
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,14 +209,26 @@ def check_index(instance_path) -> tuple[int | None, int | None]:
     if directory is None:
         return None, None
     try:
-        ix = index.open_dir(str(directory))
-        try:
-            count = ix.doc_count()
-        finally:
-            ix.close()
-    except Exception:  # noqa: BLE001 - any failure to open means "rebuild it"
+        ix = open_index(directory)
+    except IndexUnavailable:
         return None, None
-    return index_generation(directory), count
+    try:
+        return index_generation(directory), ix.doc_count()
+    finally:
+        ix.close()
+
+
+def open_index(directory: Path):
+    """Open an index directory; any failure becomes `IndexUnavailable`."""
+    # Whoosh leaves files open when an index fails to open: close them quietly here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            return index.open_dir(str(directory))
+        except Exception as error:  # noqa: BLE001 - any failure to open means "rebuild it"
+            message = f"the search index will not open: {error}"
+        gc.collect()
+    raise IndexUnavailable(message)
 
 
 # --- per-worker searchers -----------------------------------------------------------
@@ -243,11 +257,8 @@ class SearcherPool:
         )
         if stale:
             self._close(state)
-            try:
-                ix = index.open_dir(str(directory))
-                state.searcher = ix.searcher(weighting=scoring.BM25F())
-            except Exception as error:  # noqa: BLE001 - a broken index is reported, not raised as 500
-                raise IndexUnavailable(f"the search index will not open: {error}") from None
+            ix = open_index(directory)
+            state.searcher = ix.searcher(weighting=scoring.BM25F())
             state.index, state.directory, state.pid = ix, directory, os.getpid()
             state.generation = index_generation(directory)
             state.tags = _load_doc_tags(state.searcher)

@@ -1,0 +1,171 @@
+"""Parsing one Markdown file: front matter, derived fields and every error with its line."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from portal.content import ContentError, parse_bytes, slug_for_path, slugify, title_from_filename
+
+
+def parse(text: str, path: str = "notes/example.md", **kwargs):
+    return parse_bytes(path, text.encode("utf-8"), **kwargs)
+
+
+FULL = """---
+title: Celery in practice
+summary: How I run Celery.
+tags: [Celery, Python, "Django REST Framework"]
+kind: technology
+date: 2025-03-14
+updated: 2025-04-01
+slug: tools/celery
+---
+Body text.
+"""
+
+
+def test_front_matter_fields():
+    entry = parse(FULL)
+    assert entry.title == "Celery in practice"
+    assert entry.summary == "How I run Celery."
+    assert entry.tags == ["Celery", "Python", "Django REST Framework"]
+    assert entry.kind == "technology"
+    assert entry.date == dt.date(2025, 3, 14)
+    assert entry.updated == dt.date(2025, 4, 1)
+    assert entry.slug == "tools/celery"
+    assert entry.body.strip() == "Body text."
+
+
+@pytest.mark.parametrize(
+    ("path", "text", "title", "tags", "kind"),
+    [
+        # The first `#` heading is the title; folder gives the tag.
+        ("sqlite/json-extract.md", "# JSON extract\n\nUse json_extract().\n", "JSON extract", ["sqlite"], None),
+        # No heading: the title comes from the file name.
+        ("CACHING_RATE_LIMITING_GUIDE.md", "Just prose.\n", "Caching Rate Limiting Guide", [], None),
+        ("celery/CELERY_SETUP.md", "Steps.\n", "Celery Setup", ["celery"], None),
+        # A heading inside a code fence is not a title.
+        ("a.md", "```bash\n# not a title\n```\n", "A", [], None),
+        # A kind folder gives the kind, not a tag.
+        ("technologies/redis.md", "# Redis\n\ntext\n", "Redis", [], "technology"),
+        # Nested folders all become tags.
+        ("backend/db/pg.md", "# PG\n\ntext\n", "PG", ["backend", "db"], None),
+    ],
+)
+def test_derived_fields_without_front_matter(path, text, title, tags, kind):
+    entry = parse(text, path)
+    assert (entry.title, entry.tags, entry.kind) == (title, tags, kind)
+
+
+def test_folder_tags_can_be_switched_off():
+    assert parse("# T\n\nx\n", "sqlite/t.md", folder_tags=False).tags == []
+
+
+def test_front_matter_tags_replace_folder_tags():
+    assert parse("---\ntags: [a]\n---\ntext\n", "sqlite/t.md").tags == ["a"]
+
+
+def test_title_heading_is_removed_from_body_but_lines_are_kept():
+    entry = parse("# Title\n\nBody\n", "t.md")
+    assert "# Title" not in entry.body
+    assert entry.body.split("\n")[2] == "Body"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\ufeff# With BOM\n\ntext\n".encode(),  # a UTF-8 byte-order mark is fine
+        b"# With BOM\r\n\r\ntext\r\n",  # Windows line endings
+    ],
+)
+def test_bom_and_crlf(raw):
+    entry = parse_bytes("x.md", raw)
+    assert entry.title == "With BOM"
+
+
+def test_bom_before_front_matter():
+    entry = parse_bytes("x.md", "\ufeff---\ntitle: T\n---\nbody\n".encode())
+    assert entry.title == "T"
+
+
+@pytest.mark.parametrize(
+    ("path", "slug"),
+    [
+        ("sqlite/JSON Extract.md", "sqlite/json-extract"),
+        ("Docker/Compose_Setup.md", "docker/compose-setup"),
+        ("README.md", "readme"),
+        ("a/index.md", "a/index"),
+        ("  spaced  name .md", "spaced-name"),
+        ("Ünïcode/Café.md", "ünïcode/café"),
+    ],
+)
+def test_slug_rules(path, slug):
+    assert slug_for_path(path) == slug
+
+
+def test_front_matter_slug_is_slugified():
+    assert parse("---\nslug: My Custom/Slug Here\n---\nx\n").slug == "my-custom/slug-here"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [("Django REST Framework", "django-rest-framework"), ("django-rest-framework", "django-rest-framework")],
+)
+def test_tag_slugs_are_case_and_space_insensitive(text, words):
+    assert slugify(text) == words
+
+
+def test_title_from_filename_keeps_short_acronyms():
+    assert title_from_filename("API_DESIGN_NOTES.md") == "API Design Notes"
+
+
+@pytest.mark.parametrize(
+    ("raw", "line", "reason"),
+    [
+        # Invalid YAML: the line of the problem inside the file.
+        (b"---\ntitle: ok\ntags: [a, b\n---\nbody\n", 3, "invalid YAML"),
+        (b"---\ntitle: [unclosed\n---\nbody\n", 2, "invalid YAML"),
+        (b"---\ntitle: x\nfoo: : bar\n---\nbody\n", 3, "invalid YAML"),
+        # Wrong types.
+        (b"---\ntitle: [a, b]\n---\nbody\n", 2, "'title' must be text"),
+        (b"---\ntags: {a: 1}\n---\nbody\n", 2, "'tags' must be a list"),
+        (b"---\ntags: [[a]]\n---\nbody\n", 2, "each tag must be text"),
+        (b"---\ndate: yesterday\n---\nbody\n", 2, "'date' must be a date"),
+        (b"---\ntitle: x\nupdated: 2025-13-45\n---\nbody\n", 3, "'updated' must be a date"),
+        (b"---\ndraft: maybe\n---\nbody\n", 2, "'draft' must be true or false"),
+        (b"---\n- a\n- b\n---\nbody\n", 2, "front matter must be a mapping"),
+        # Unknown kind, with the allowed ones named.
+        (b"---\ntitle: x\nkind: tutorial\n---\nbody\n", 3, "unknown kind 'tutorial'; use one of: technology"),
+        # Not UTF-8: the line of the first bad byte.
+        (b"# ok\n\nline two\n\xff\xfe bad\n", 4, "not valid UTF-8"),
+        # Empty files and files with only front matter.
+        (b"", 1, "file is empty"),
+        (b"  \n\n\t\n", 1, "file is empty"),
+        (b"---\ntitle: Only meta\n---\n", 4, "no content after the front matter"),
+        # Binary junk.
+        (b"# t\n\x00\x00", 2, "NUL byte"),
+    ],
+)
+def test_errors_name_file_line_and_reason(raw, line, reason):
+    with pytest.raises(ContentError) as info:
+        parse_bytes("notes/bad.md", raw)
+    error = info.value
+    assert error.path == "notes/bad.md"
+    assert error.line == line
+    assert reason in error.reason
+    assert str(error).startswith(f"notes/bad.md:{line}: ")
+
+
+def test_kind_spellings_are_accepted():
+    for spelling in ("Technologies", "best practice", "challenge-and-solution", "concepts"):
+        assert parse(f"---\nkind: {spelling}\n---\nx\n").kind in {"technology", "practice", "challenge", "concept"}
+
+
+def test_draft_flag():
+    assert parse("---\ndraft: true\n---\nx\n").draft is True
+
+
+def test_comma_separated_tags_string():
+    assert parse("---\ntags: redis, caching ,  ttl\n---\nx\n").tags == ["redis", "caching", "ttl"]
