@@ -91,6 +91,7 @@ class ParsedEntry:
     solution: str | None = None
     slug_line: int = 1
     body_line: int = 1
+    tags_line: int = 1
 
 
 def slugify(text: str) -> str:
@@ -270,12 +271,15 @@ def _build_entry(relative, meta, text, body, folder_tags):
     if tags is None:
         tags = [f for f in folders if slugify(f) and slugify(f) not in KIND_ALIASES] if folder_tags else []
     kind = _expect_kind(relative, text, meta) or _kind_from_folders(folders)
+    challenge = _expect_str(relative, text, meta, "challenge")
+    solution = _expect_str(relative, text, meta, "solution")
     return ParsedEntry(
         path=relative,
         slug=slug,
         slug_line=_key_line(text, "slug") if slug_value else 1,
+        tags_line=_key_line(text, "tags"),
         title=title,
-        body=body,
+        body=_with_challenge_sections(body, challenge, solution),
         content_hash="",
         summary=_expect_str(relative, text, meta, "summary"),
         kind=kind,
@@ -283,9 +287,18 @@ def _build_entry(relative, meta, text, body, folder_tags):
         date=_expect_date(relative, text, meta, "date"),
         updated=_expect_date(relative, text, meta, "updated"),
         draft=draft,
-        challenge=_expect_str(relative, text, meta, "challenge"),
-        solution=_expect_str(relative, text, meta, "solution"),
+        challenge=challenge,
+        solution=solution,
     )
+
+
+def _with_challenge_sections(body, challenge, solution):
+    """Front-matter `challenge:`/`solution:` become `## Challenge`/`## Solution` sections before the body."""
+    parts = [f"## {label}\n\n{text}\n" for label, text in (("Challenge", challenge), ("Solution", solution)) if text]
+    if not parts:
+        return body
+    # Blank lines in front keep the body's line numbers meaningful for warnings after the sections.
+    return "\n".join(parts) + "\n" + body
 
 
 def _kind_from_folders(folders):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import difflib
 import fcntl
 import logging
 import os
@@ -21,13 +22,14 @@ from sqlalchemy import delete, func, insert, select
 
 from . import search
 from .content import ContentError, ParsedEntry, content_hash, parse_bytes, slugify
-from .models import Entry, ImportRun, Link, Tag, db, entry_tags, utcnow
+from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags, utcnow
 from .rendering import RENDERER_VERSION, render
 
 log = logging.getLogger(__name__)
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 VOCABULARY_FILE = "_tags.yml"
+INTRO_FILE = "_intro.md"
 LOCK_FILE = "import.lock"
 
 
@@ -48,10 +50,11 @@ class ImportReport:
     generation: int | None = None
     seconds: float = 0.0
     indexed: bool = False
+    site_text_changed: bool = False
 
     @property
     def changed(self) -> bool:
-        return bool(self.added or self.updated or self.deleted)
+        return bool(self.added or self.updated or self.deleted or self.site_text_changed)
 
     def summary(self) -> str:
         """One line: added, updated, unchanged, deleted, errors."""
@@ -246,8 +249,49 @@ def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
 
     tags = TagResolver(vocabulary)
     rows = [_render_entry(entry, resolver, tags, report) for entry in parsed.values()]
-    _write(rows, existing, gone, tags, report, started_at)
+    intro = _render_intro(root, resolver, report)
+    _write(rows, existing, gone, tags, report, started_at, intro)
+    _warn_about_tag_typos({p: parsed[p] for p in report.added + report.updated if p in parsed}, tags, report)
     return report
+
+
+def _render_intro(root: Path, resolver, report: ImportReport) -> tuple[str, str] | None:
+    """`_intro.md`, the home page's introduction, as (html, hash); None if there is none."""
+    path = root / INTRO_FILE
+    if not path.is_file():
+        return None
+    try:
+        raw = path.read_bytes()
+        source = raw.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        report.errors.append(ContentError(INTRO_FILE, 1, f"cannot read the introduction ({error})"))
+        return None
+    rendered = render(source, source_path=INTRO_FILE, resolve_link=resolver, entry_slug="")
+    for line, target in rendered.broken_links:
+        report.warnings.append(f"{INTRO_FILE}:{line}: link to '{target}' points to no entry")
+    # Links in the introduction are relative to /entries/; the home page is one level up.
+    html = rendered.html.replace('href="./', 'href="entries/')
+    return html, content_hash(raw, RENDERER_VERSION, html)
+
+
+def _warn_about_tag_typos(changed: dict[str, ParsedEntry], tags: TagResolver, report: ImportReport) -> None:
+    """Warn about a tag used once that looks like a typo of a more common tag."""
+    counts = dict(
+        db.session.execute(
+            select(Tag.slug, func.count(entry_tags.c.entry_id)).join(entry_tags).group_by(Tag.slug)
+        ).all()
+    )
+    common = [slug for slug, n in counts.items() if n > 1] + list(tags.vocabulary)
+    for path, entry in changed.items():
+        for name in entry.tags:
+            slug = tags.resolve(name)
+            if counts.get(slug, 0) != 1 or slug in tags.vocabulary:
+                continue
+            near = difflib.get_close_matches(slug, [c for c in common if c != slug], n=1, cutoff=0.8)
+            if near:
+                report.warnings.append(
+                    f"{path}:{entry.tags_line}: tag '{slug}' is used only here; did you mean '{near[0]}'?"
+                )
 
 
 def _existing_entries() -> dict[str, _Existing]:
@@ -351,7 +395,7 @@ def _shorten(text: str, limit: int = 280) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
-def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, started_at) -> None:
+def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, started_at, intro) -> None:
     """Apply every change in one write transaction (BEGIN IMMEDIATE on SQLite)."""
     session = db.session
     session.rollback()
@@ -392,7 +436,8 @@ def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, starte
                 session.execute(insert(Link), [{"source_id": entry_id, "target_slug": s} for s in row["_links"]])
         _refresh_tag_names(session, tags)
         session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
-        if report.added or report.updated or report.deleted:
+        report.site_text_changed = _store_site_text(session, "intro", intro)
+        if report.changed:
             session.add(
                 ImportRun(
                     started_at=started_at,
@@ -412,13 +457,36 @@ def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, starte
         raise
 
 
+def _store_site_text(session, key: str, value: tuple[str, str] | None) -> bool:
+    """Insert, update or delete one piece of site text; True if it changed."""
+    current = session.get(SiteText, key)
+    if value is None:
+        if current is None:
+            return False
+        session.delete(current)
+        return True
+    html, digest = value
+    if current is not None and current.content_hash == digest:
+        return False
+    if current is None:
+        session.add(SiteText(key=key, html=html, content_hash=digest))
+    else:
+        current.html, current.content_hash = html, digest
+    return True
+
+
 def _ensure_tags(session, tags: TagResolver, slugs: set[str]) -> dict[str, int]:
     """Ids for the given tag slugs, creating missing tags."""
     known = dict(session.execute(select(Tag.slug, Tag.id).where(Tag.slug.in_(slugs))).all()) if slugs else {}
     for slug in sorted(slugs - known.keys()):
         info = tags.vocabulary.get(slug, {})
         known[slug] = session.execute(
-            insert(Tag).values(slug=slug, name=tags.names.get(slug, slug), description=info.get("description", ""))
+            insert(Tag).values(
+                slug=slug,
+                name=tags.names.get(slug, slug),
+                description=info.get("description", ""),
+                aliases=info.get("aliases", []),
+            )
         ).inserted_primary_key[0]
     return known
 
@@ -427,7 +495,9 @@ def _refresh_tag_names(session, tags: TagResolver) -> None:
     """Keep vocabulary names and descriptions current on existing tags."""
     for slug, info in tags.vocabulary.items():
         session.execute(
-            Tag.__table__.update().where(Tag.slug == slug).values(name=info["name"], description=info["description"])
+            Tag.__table__.update()
+            .where(Tag.slug == slug)
+            .values(name=info["name"], description=info["description"], aliases=info["aliases"])
         )
 
 

@@ -74,6 +74,7 @@ class Tag(db.Model):
     slug: Mapped[str] = mapped_column(String(200), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
+    aliases: Mapped[list] = mapped_column(JSON, default=list)
 
     entries: Mapped[list[Entry]] = relationship(secondary=entry_tags, back_populates="tags")
 
@@ -130,3 +131,13 @@ def configure_engine_events(engine) -> None:
     def _on_begin(connection):
         mode = "IMMEDIATE" if connection.get_execution_options().get("nexus_write") else "DEFERRED"
         connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class SiteText(db.Model):
+    """Rendered site-wide text from the content folder (`_intro.md` becomes `intro`)."""
+
+    __tablename__ = "site_texts"
+
+    key: Mapped[str] = mapped_column(String(50), primary_key=True)
+    html: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))

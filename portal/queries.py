@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
+from dataclasses import dataclass, replace
+
 from sqlalchemy import func, select
 
-from .models import Entry, ImportRun, Tag, db, entry_tags
+from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags
 
 KIND_LABELS = {
     "technology": ("Technology", "Technologies", "Tools and platforms: what they are for, how to set them up, where they bite."),
@@ -26,6 +29,12 @@ def entries_page(page: int, per_page: int, kind: str | None = None):
     if kind:
         stmt = stmt.where(Entry.kind == kind)
     return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+
+
+def recently_updated(limit: int = 5) -> list[Entry]:
+    """Entries whose files changed most recently (by import time)."""
+    stmt = select(Entry).order_by(Entry.updated.desc().nulls_last(), Entry.modified_at.desc(), Entry.title)
+    return list(db.session.scalars(stmt.limit(limit)))
 
 
 def entry_by_slug(slug: str) -> Entry | None:
@@ -69,3 +78,153 @@ def entry_count() -> int:
 def last_import() -> ImportRun | None:
     """The latest import that changed content."""
     return db.session.scalar(select(ImportRun).order_by(ImportRun.id.desc()).limit(1))
+
+
+@dataclass(frozen=True)
+class TagFilter:
+    """Tag and kind constraints: every `all` tag, at least one `any` tag, no `none` tag."""
+
+    all: tuple[str, ...] = ()
+    any: tuple[str, ...] = ()
+    none: tuple[str, ...] = ()
+    kind: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.all or self.any or self.none or self.kind)
+
+    def tags(self) -> set[str]:
+        """Every tag the filter names."""
+        return set(self.all) | set(self.any) | set(self.none)
+
+    def params(self) -> dict[str, str]:
+        """Canonical query parameters: sorted, comma-joined, empty ones left out."""
+        params = {
+            "all": ",".join(sorted(self.all)),
+            "any": ",".join(sorted(self.any)),
+            "not": ",".join(sorted(self.none)),
+            "kind": self.kind or "",
+        }
+        return {key: value for key, value in params.items() if value}
+
+    def without(self, group: str, tag: str | None = None) -> TagFilter:
+        """The same filter with one tag (or the kind) removed."""
+        if group == "kind":
+            return replace(self, kind=None)
+        return replace(self, **{group: tuple(t for t in getattr(self, group) if t != tag)})
+
+    def adding(self, tag: str) -> TagFilter:
+        """The same filter narrowed by one more required tag."""
+        return replace(self, all=tuple(sorted({*self.all, tag})))
+
+
+def tags_by_slug(slugs) -> dict[str, Tag]:
+    """Tags for the given slugs (unknown ones are simply absent)."""
+    if not slugs:
+        return {}
+    return {t.slug: t for t in db.session.scalars(select(Tag).where(Tag.slug.in_(list(slugs))))}
+
+
+def _filtered_ids(tag_filter: TagFilter, tag_ids: dict[str, int]):
+    """A subquery of the ids of entries that pass the filter."""
+    stmt = select(Entry.id)
+    for slug in tag_filter.all:
+        stmt = stmt.where(Entry.id.in_(select(entry_tags.c.entry_id).where(entry_tags.c.tag_id == tag_ids[slug])))
+    if tag_filter.any:
+        wanted = [tag_ids[s] for s in tag_filter.any]
+        stmt = stmt.where(Entry.id.in_(select(entry_tags.c.entry_id).where(entry_tags.c.tag_id.in_(wanted))))
+    if tag_filter.none:
+        banned = [tag_ids[s] for s in tag_filter.none]
+        stmt = stmt.where(~Entry.id.in_(select(entry_tags.c.entry_id).where(entry_tags.c.tag_id.in_(banned))))
+    if tag_filter.kind:
+        stmt = stmt.where(Entry.kind == tag_filter.kind)
+    return stmt
+
+
+def filtered_entries(tag_filter: TagFilter, tag_ids: dict[str, int], page: int, per_page: int, sort: str):
+    """Entries passing a tag filter, paginated, newest first or by title."""
+    order = (Entry.title,) if sort == "title" else (Entry.sort_date.desc(), Entry.title)
+    stmt = select(Entry).where(Entry.id.in_(_filtered_ids(tag_filter, tag_ids))).order_by(*order)
+    return db.paginate(stmt, page=page, per_page=per_page, error_out=False)
+
+
+def tag_counts_within(tag_filter: TagFilter, tag_ids: dict[str, int]) -> list[tuple[Tag, int]]:
+    """For every tag, how many of the filtered entries carry it (most first)."""
+    count = func.count(entry_tags.c.entry_id)
+    stmt = (
+        select(Tag, count)
+        .join(entry_tags, entry_tags.c.tag_id == Tag.id)
+        .where(entry_tags.c.entry_id.in_(_filtered_ids(tag_filter, tag_ids)))
+        .group_by(Tag.id)
+        .order_by(count.desc(), Tag.slug)
+    )
+    return [(tag, n) for tag, n in db.session.execute(stmt).all()]
+
+
+def all_tags(sort: str = "count") -> list[tuple[Tag, int]]:
+    """Every tag with its entry count, by count (then name) or by name."""
+    count = func.count(entry_tags.c.entry_id)
+    order = (Tag.name,) if sort == "name" else (count.desc(), Tag.name)
+    stmt = select(Tag, count).join(entry_tags, entry_tags.c.tag_id == Tag.id).group_by(Tag.id).order_by(*order)
+    return [(tag, n) for tag, n in db.session.execute(stmt).all()]
+
+
+def tag_aliases() -> dict[str, str]:
+    """alias slug -> tag slug, from the tag vocabulary."""
+    return {
+        alias: slug for slug, aliases in db.session.execute(select(Tag.slug, Tag.aliases)) for alias in aliases or ()
+    }
+
+
+def nearest_tags(slug: str, limit: int = 5) -> list[Tag]:
+    """Known tags whose slugs look most like an unknown one."""
+    slugs = list(db.session.scalars(select(Tag.slug)))
+    close = difflib.get_close_matches(slug, slugs, n=limit, cutoff=0.5)
+    close += [s for s in slugs if slug and (slug in s or s in slug) and s not in close]
+    found = tags_by_slug(close[:limit])
+    return [found[s] for s in close[:limit] if s in found]
+
+
+def backlinks(entry: Entry) -> list[Entry]:
+    """Entries whose bodies link to this one, by title."""
+    stmt = select(Entry).join(Link, Link.source_id == Entry.id).where(Link.target_slug == entry.slug)
+    return list(db.session.scalars(stmt.where(Entry.id != entry.id).order_by(Entry.title)))
+
+
+def neighbours(entry: Entry) -> tuple[Entry | None, Entry | None]:
+    """The previous (older) and next (newer) entry of the same kind."""
+    if not entry.kind:
+        return None, None
+    same = select(Entry).where(Entry.kind == entry.kind, Entry.id != entry.id)
+    older = same.where(
+        (Entry.sort_date < entry.sort_date) | ((Entry.sort_date == entry.sort_date) & (Entry.title > entry.title))
+    ).order_by(Entry.sort_date.desc(), Entry.title)
+    newer = same.where(
+        (Entry.sort_date > entry.sort_date) | ((Entry.sort_date == entry.sort_date) & (Entry.title < entry.title))
+    ).order_by(Entry.sort_date, Entry.title.desc())
+    return db.session.scalar(older.limit(1)), db.session.scalar(newer.limit(1))
+
+
+def related_by_tags(entry: Entry, limit: int = 5) -> list[tuple[Entry, list[str]]]:
+    """Entries sharing the most tags with this one, with the shared tag names."""
+    tag_ids = [t.id for t in entry.tags]
+    if not tag_ids:
+        return []
+    shared = func.count(entry_tags.c.tag_id)
+    stmt = (
+        select(Entry, shared)
+        .join(entry_tags, entry_tags.c.entry_id == Entry.id)
+        .where(entry_tags.c.tag_id.in_(tag_ids), Entry.id != entry.id)
+        .group_by(Entry.id)
+        .order_by(shared.desc(), Entry.sort_date.desc())
+        .limit(limit)
+    )
+    mine = {t.slug: t.name for t in entry.tags}
+    return [
+        (other, [mine[t.slug] for t in other.tags if t.slug in mine]) for other, _ in db.session.execute(stmt).all()
+    ]
+
+
+def site_text(key: str) -> str | None:
+    """A piece of site text kept by the importer (e.g. the home page introduction)."""
+    return db.session.scalar(select(SiteText.html).where(SiteText.key == key))

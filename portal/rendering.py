@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import html
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -23,7 +24,7 @@ from markdown.treeprocessors import Treeprocessor
 from pymdownx import superfences
 
 #: Bump when the output of `render` changes, so unchanged files are rendered again.
-RENDERER_VERSION = "3"
+RENDERER_VERSION = "4"
 
 WORDS_PER_MINUTE = 220
 
@@ -219,7 +220,7 @@ def render(
     raw = md.convert(source)
     links, broken = list(dict.fromkeys(state.links)), list(state.broken)
     toc = _flatten_toc(md.toc_tokens)
-    safe = sanitize(raw)
+    safe = label_challenge_parts(sanitize(raw))
     extractor = _TextExtractor()
     extractor.feed(safe)
     extractor.close()
@@ -236,6 +237,25 @@ def render(
         has_diagram='class="mermaid"' in safe,
         links=links,
         broken_links=broken,
+    )
+
+
+_SECTION_RE = re.compile(r'(<h2 id="(challenge|solution)">.*?)(?=<h2[ >]|<div class="footnote">|\Z)', re.DOTALL)
+_BOLD_PAIR_RE = re.compile(r"<p><strong>(Challenge|Solution):?</strong>:?\s*(.*?)</p>", re.DOTALL | re.IGNORECASE)
+
+
+def label_challenge_parts(html: str) -> str:
+    """Wrap `## Challenge`/`## Solution` sections and `**Challenge**:` pairs in labelled parts."""
+    html = _SECTION_RE.sub(
+        lambda m: f'<section class="part part-{m.group(2)}" aria-labelledby="{m.group(2)}">{m.group(1)}</section>\n',
+        html,
+    )
+    return _BOLD_PAIR_RE.sub(
+        lambda m: (
+            f'<div class="part part-{m.group(1).lower()}"><p class="part-label">{m.group(1).capitalize()}</p>'
+            f"<p>{m.group(2)}</p></div>"
+        ),
+        html,
     )
 
 

@@ -241,6 +241,14 @@ class SearcherPool:
         self.instance_path = instance_path
         self._local = threading.local()
         self.opened = 0  # how many times this process opened an index (for tests and benchmarks)
+        self._cache: dict = {}
+        self._cache_generation = None
+
+    def cache_for(self, generation) -> dict:
+        """A small per-process cache that is emptied whenever the index generation changes."""
+        if generation != self._cache_generation or len(self._cache) > 4096:
+            self._cache, self._cache_generation = {}, generation
+        return self._cache
 
     def get(self):
         """The current searcher, reopening it if the live index was swapped."""
@@ -284,6 +292,21 @@ def _load_doc_tags(searcher):
         value = stored.get("tags") or ""
         tags[docnum] = tuple(value.split(",")) if value else ()
     return tags
+
+
+def more_like(pool: SearcherPool, slug: str, text: str, limit: int = 5) -> list[str]:
+    """Slugs of entries whose bodies resemble this one's (Whoosh's more-like-this), cached per index."""
+    searcher, _, generation = pool.get()
+    cache = pool.cache_for(generation)
+    key = ("more_like", slug, limit)
+    if key not in cache:
+        docnum = searcher.document_number(slug=slug)
+        if docnum is None:
+            cache[key] = []
+        else:
+            hits = searcher.more_like(docnum, "body", text=text, top=limit, numterms=15)
+            cache[key] = [hit["slug"] for hit in hits]
+    return cache[key]
 
 
 class IndexUnavailable(Exception):
@@ -353,14 +376,35 @@ def parse(schema, text: str):
     if parsed is None or parsed is query.NullQuery or isinstance(parsed, query.qcore._NullQuery):
         parsed = None
     if parsed is None or _has_error(parsed):
-        plain = " ".join(re.findall(WORD_PATTERN, text))
+        text = " ".join(re.findall(WORD_PATTERN, text))
         try:
-            parsed = parser.parse(plain) if plain else None
+            parsed = parser.parse(text) if text else None
         except Exception:  # noqa: BLE001
             parsed = None
     if parsed is None or isinstance(parsed, query.qcore._NullQuery):
         return None
-    return expand_aliases(parsed, schema)
+    return expand_aliases(split_phrase_compounds(parsed, schema, text), schema)
+
+
+def split_phrase_compounds(q, schema, text: str):
+    """Match a compound inside a phrase by its parts, as the index holds them at consecutive positions.
+
+    `docker-compose` is indexed at the position of `docker`, so the phrase "docker-compose up"
+    must be searched as "docker compose up".
+    """
+    if isinstance(q, query.Phrase):
+        if not q.char_ranges or q.fieldname not in schema or not any(SPLIT_RE.search(w) for w in q.words):
+            return q
+        analyzer = schema[q.fieldname].analyzer
+        words = []
+        for word, (start, end) in zip(q.words, q.char_ranges, strict=False):
+            # In index mode the analyzer yields the compound and then its parts.
+            parts = [t.text for t in analyzer(text[start:end], mode="index")][1:] if SPLIT_RE.search(word) else []
+            words.extend(parts or [word])
+        return query.Phrase(q.fieldname, words, slop=q.slop, boost=q.boost)
+    if q.is_leaf():
+        return q
+    return q.apply(lambda child: split_phrase_compounds(child, schema, text))
 
 
 def _has_error(q) -> bool:
@@ -382,6 +426,10 @@ def expand_aliases(q, schema):
     """Replace each term that has aliases with an OR of the term and its aliases."""
     if isinstance(q, query.Term) and q.fieldname in SEARCH_FIELDS:
         alternatives = _alias_queries(schema, q.fieldname, q.text, q.boost)
+        return query.Or([q, *alternatives]) if alternatives else q
+    if isinstance(q, query.Phrase) and q.fieldname in SEARCH_FIELDS:
+        # "django rest framework" finds drf, as drf finds "django rest framework"
+        alternatives = _alias_queries(schema, q.fieldname, tuple(q.words), q.boost)
         return query.Or([q, *alternatives]) if alternatives else q
     if q.is_leaf():
         return q
@@ -405,14 +453,15 @@ _ALIAS_CACHE: dict[str, dict] = {}
 
 
 def _alias_table(schema, fieldname):
-    """analyzed term -> analyzed forms of its aliases, for one field."""
+    """analyzed term (or tuple of phrase words) -> analyzed forms of its aliases, for one field."""
     if fieldname not in _ALIAS_CACHE:
-        table: dict[str, list[tuple[str, ...]]] = {}
+        table: dict[str | tuple[str, ...], list[tuple[str, ...]]] = {}
         for group in ALIASES:
             forms = [tuple(_analyze(schema, fieldname, name)) for name in group]
             for form in forms:
-                if len(form) == 1:
-                    table.setdefault(form[0], []).extend(f for f in forms if f != form)
+                if form:
+                    key = form[0] if len(form) == 1 else form
+                    table.setdefault(key, []).extend(f for f in forms if f != form)
         _ALIAS_CACHE[fieldname] = table
     return _ALIAS_CACHE[fieldname]
 
@@ -485,7 +534,11 @@ def _search_once(searcher, doc_tags, text, page, per_page, sort, tags_all, tags_
     facets = Counter(tag for docnum in matched for tag in doc_tags.get(docnum, ()))
     start = (page - 1) * per_page
     window = results[start : start + per_page]
-    hits = [Hit(slug=hit["slug"], score=float(hit.score or 0.0), docnum=hit.docnum) for hit in window]
+    # Sorted by a field, Whoosh puts that field's sort key in `hit.score`: relevance is then unknown.
+    hits = [
+        Hit(slug=hit["slug"], score=float(hit.score or 0.0) if sortedby is None else 0.0, docnum=hit.docnum)
+        for hit in window
+    ]
     outcome = SearchOutcome(
         query=text, hits=hits, total=len(matched), page=page, per_page=per_page, facets=dict(facets.most_common())
     )

@@ -9,9 +9,10 @@ from ..queries import KIND_LABELS
 
 def register(app: Flask) -> None:
     """Attach every blueprint, error handler and template helper."""
-    from . import errors, health, pages, search
+    from . import errors, health, pages, search, tags
 
     app.register_blueprint(pages.bp)
+    app.register_blueprint(tags.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(health.bp)
     errors.register(app)

@@ -14,6 +14,9 @@ def _handle_http(error: HTTPException):
     """Any HTTP error: JSON under /api/, the site's error page elsewhere."""
     if _wants_json():
         body = {"error": {"code": error.code, "message": error.description or error.name}}
+        suggestions = getattr(error, "suggestions", None)
+        if suggestions is not None:
+            body["error"]["suggestions"] = [tag.slug for tag in suggestions]
         return jsonify(body), error.code
     template = "errors/404.html" if error.code == 404 else "errors/error.html"
     return render_template(template, error=error), error.code

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, url_
 
 from .. import queries
 from ..content import KIND_ALIASES
+from ..related import related_entries
 from .args import int_arg
 
 bp = Blueprint("pages", __name__)
@@ -22,7 +23,9 @@ def index():
         "entries/index.html",
         pagination=pagination,
         kind_counts=queries.kind_counts(),
-        tags=queries.popular_tags(12),
+        tags=queries.popular_tags(15),
+        recently_updated=queries.recently_updated(5),
+        intro=queries.site_text("intro"),
     )
 
 
@@ -32,7 +35,15 @@ def entry(slug):
     found = queries.entry_by_slug(slug)
     if found is None:
         abort(404)
-    return render_template("entries/entry.html", entry=found)
+    older, newer = queries.neighbours(found)
+    return render_template(
+        "entries/entry.html",
+        entry=found,
+        related=related_entries(found, current_app.extensions["nexus.searchers"]),
+        backlinks=queries.backlinks(found),
+        older=older,
+        newer=newer,
+    )
 
 
 @bp.get("/kinds/<kind>")

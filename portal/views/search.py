@@ -8,8 +8,8 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 from werkzeug.exceptions import ServiceUnavailable
 
 from .. import queries, search
-from ..content import KIND_ALIASES, slugify
-from .args import BadArgument, choice_arg, int_arg
+from ..queries import TagFilter
+from .args import choice_arg, int_arg, tag_filter_args
 
 bp = Blueprint("search", __name__)
 
@@ -22,26 +22,27 @@ class SearchRequest:
     page: int
     per_page: int
     sort: str
-    tags: list[str]
-    kind: str | None
+    tag_filter: TagFilter
     exact: bool = False
+
+    @property
+    def tags(self) -> list[str]:
+        """Tags every result must carry (`tag` and `all` parameters)."""
+        return list(self.tag_filter.all)
+
+    @property
+    def kind(self) -> str | None:
+        return self.tag_filter.kind
 
 
 def read_search_args() -> SearchRequest:
-    """Parse and check the search parameters; bad ones raise a 400."""
-    kind = request.args.get("kind") or None
-    if kind is not None:
-        kind = KIND_ALIASES.get(slugify(kind))
-        if kind is None:
-            raise BadArgument(f"'kind' must be one of: {', '.join(queries.KIND_LABELS)}.")
-    tags = [slugify(t) for raw in request.args.getlist("tag") for t in raw.split(",") if slugify(t)]
+    """Parse and check the search parameters; bad ones raise a 400, unknown tags a 404."""
     return SearchRequest(
         q=request.args.get("q", ""),
         page=int_arg("page", 1, maximum=10_000),
         per_page=int_arg("per_page", 10, maximum=search.MAX_PER_PAGE),
         sort=choice_arg("sort", search.SORTS, "relevance"),
-        tags=list(dict.fromkeys(tags)),
-        kind=kind,
+        tag_filter=tag_filter_args(),
         exact=request.args.get("exact") == "1",
     )
 
@@ -56,8 +57,10 @@ def run(args: SearchRequest) -> search.SearchOutcome:
             page=args.page,
             per_page=args.per_page,
             sort=args.sort,
-            tags_all=args.tags,
-            kind=args.kind,
+            tags_all=args.tag_filter.all,
+            tags_any=args.tag_filter.any,
+            tags_not=args.tag_filter.none,
+            kind=args.tag_filter.kind,
             texts=queries.texts_by_slugs,
             correct=not args.exact,
         )

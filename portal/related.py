@@ -1,0 +1,42 @@
+"""Related entries: shared tags first, then Whoosh's more-like-this, each with a reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import queries, search
+from .models import Entry
+
+MAX_RELATED = 5
+
+
+@dataclass
+class Related:
+    """One related entry and why it is shown."""
+
+    entry: Entry
+    reason: str
+
+
+def related_entries(entry: Entry, pool: search.SearcherPool, limit: int = MAX_RELATED) -> list[Related]:
+    """Up to `limit` entries: strong tag overlap, then similar text, then any shared tag."""
+    by_tags = queries.related_by_tags(entry, limit=limit * 2)
+    strong = [(e, names) for e, names in by_tags if len(names) >= 2]
+    weak = [(e, names) for e, names in by_tags if len(names) < 2]
+    chosen: list[Related] = [Related(e, "shares tags: " + ", ".join(names)) for e, names in strong[:limit]]
+    seen = {entry.slug} | {r.entry.slug for r in chosen}
+    if len(chosen) < limit:
+        try:
+            similar = search.more_like(pool, entry.slug, entry.text, limit=limit)
+        except search.IndexUnavailable:
+            similar = []
+        for other in queries.entries_by_slugs([s for s in similar if s not in seen]):
+            chosen.append(Related(other, "similar content"))
+            seen.add(other.slug)
+    for other, names in weak:
+        if len(chosen) >= limit:
+            break
+        if other.slug not in seen:
+            chosen.append(Related(other, "shares tag: " + ", ".join(names)))
+            seen.add(other.slug)
+    return chosen[:limit]
