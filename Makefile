@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
 
-.PHONY: run test install install-dev lint format import reindex bench clean
+.PHONY: run test install install-dev vnu lint format import reindex bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,6 +21,15 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
+# The Nu HTML checker for tests/browser/test_html_validation.py (needs npm and Java), kept out of git.
+VNU_VERSION := 26.9.27
+VNU_STAMP   := build/node/.vnu-jar-$(VNU_VERSION)
+$(VNU_STAMP):
+	npm install --prefix build/node --no-save --no-audit --no-fund --loglevel=error vnu-jar@$(VNU_VERSION)
+	touch $@
+## vnu: install the pinned vnu-jar into build/node
+vnu: $(VNU_STAMP)
+
 ## run: install, import the content folder, serve on http://127.0.0.1:$(PORT) with gunicorn
 run: install
 	$(BIN)/flask --app portal import
@@ -33,9 +42,10 @@ reindex: install
 	$(BIN)/flask --app portal reindex
 
 ## test: install test requirements, lint, run every test
-test: install-dev
+test: install-dev $(VNU_STAMP)
 	$(BIN)/ruff check portal tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check portal tests bench wsgi.py gunicorn.conf.py
+	$(BIN)/bandit -q -r portal
 	$(BIN)/python -m pytest
 
 lint: install-dev

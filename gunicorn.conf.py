@@ -22,8 +22,15 @@ loglevel = _env("LOGLEVEL", "info")
 access_log_format = _env("ACCESS_LOG_FORMAT", '%(h)s "%(r)s" %(s)s %(B)s %(M)sms "%(f)s" "%(a)s" pid=%(p)s')
 # gunicorn 27 opens a control socket under $HOME by default; Nexus does not need it.
 control_socket_disable = _env("CONTROL_SOCKET_DISABLE", "1") not in ("0", "false", "no")
+# Request line (method, URL, version) and header limits; longer lines get 414 from gunicorn itself.
 limit_request_line = int(_env("LIMIT_REQUEST_LINE", 8190))
-forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "127.0.0.1")
+limit_request_fields = int(_env("LIMIT_REQUEST_FIELDS", 100))
+limit_request_field_size = int(_env("LIMIT_REQUEST_FIELD_SIZE", 8190))
+# X-Forwarded-* are trusted by the app only when NEXUS_TRUSTED_PROXIES is set (Werkzeug's ProxyFix);
+# gunicorn itself trusts no peer for them, so one setting decides.
+forwarded_allow_ips = _env("FORWARDED_ALLOW_IPS", "")
+# Never in production: code reloading and the debugger stay off whatever the environment says.
+reload = False
 
 
 def on_starting(server):
@@ -33,6 +40,10 @@ def on_starting(server):
     from portal.models import db
 
     app = create_app()
+    if app.debug:
+        raise RuntimeError("FLASK_DEBUG is set: Nexus refuses to serve in debug mode under gunicorn; unset it.")
+    key_source = "NEXUS_SECRET_KEY" if os.environ.get("NEXUS_SECRET_KEY") else f"{app.instance_path}/secret_key"
+    server.log.info("Nexus secret key from %s", key_source)
     with app.app_context():
         outcome = ensure_ready(app.config["CONTENT_DIR"], app.instance_path, folder_tags=app.config["FOLDER_TAGS"])
         db.session.remove()

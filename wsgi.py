@@ -3,3 +3,5 @@
 from portal import create_app
 
 app = create_app()
+if app.debug:  # FLASK_DEBUG=1 must never reach production
+    raise RuntimeError("FLASK_DEBUG is set: refusing to serve Nexus in debug mode; unset it.")

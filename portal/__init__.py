@@ -30,11 +30,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "nexus.sqlite3")
+    _configure_logging(app)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(app)
     app.json.sort_keys = False
-    _configure_logging(app)
 
-    from . import cli, models, search, views
+    from . import cli, http, index_sync, models, search, views
 
     models.db.init_app(app)
     with app.app_context():
@@ -42,6 +42,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         _create_schema(app)
     app.extensions["nexus.searchers"] = search.SearcherPool(app.instance_path)
     views.register(app)
+    http.register(app)
+    index_sync.register(app)
     cli.register(app)
     return app
 
@@ -50,6 +52,9 @@ def _secret_key(app: Flask) -> str:
     """A random key generated once and kept in the instance folder (readable by the owner only)."""
     path = Path(app.instance_path) / "secret_key"
     if not path.exists():
+        logging.getLogger("portal").warning(
+            "NEXUS_SECRET_KEY is not set: generating a secret key and keeping it in %s", path
+        )
         temporary = path.with_name(f".secret_key.{os.getpid()}")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -68,7 +73,7 @@ def _create_schema(app: Flask) -> None:
     from .importer import import_lock
     from .models import db
 
-    with import_lock(app.instance_path):
+    with import_lock(app.instance_path, engine=db.engine):
         db.create_all()
     db.session.remove()
     db.engine.dispose()

@@ -61,10 +61,14 @@ def import_command(path, quiet, no_wait):
 
 
 @click.command("reindex")
+@click.option("--if-stale", is_flag=True, help="Only if the database has a newer import than this node's index.")
 @with_appcontext
-def reindex_command():
-    """Rebuild the search index from the database and swap it in."""
+def reindex_command(if_stale):
+    """Rebuild this node's search index from the database and swap it in."""
     with import_lock(current_app.instance_path):
+        if if_stale and not current_app.extensions["nexus.index_sync"].is_stale():
+            click.echo("search index is up to date")
+            return
         rebuild_index(current_app.instance_path)
     click.echo("search index rebuilt")
 

@@ -16,6 +16,10 @@ SETTINGS = [
     ("NEXUS_FOLDER_TAGS", "FOLDER_TAGS", "bool", "Tag entries without front-matter tags by their folder (default: on)."),
     ("NEXUS_SITE_NAME", "SITE_NAME", str, "Name shown in the header and page titles (default: `Nexus`)."),
     ("NEXUS_PER_PAGE", "PER_PAGE", int, "Entries per listing page (default: 20)."),
+    ("NEXUS_INDEX_CHECK_SECONDS", "INDEX_CHECK_SECONDS", float, "How often (seconds) each worker checks the database for a newer import and rebuilds this node's search index in the background; 0 turns it off (default: 5)."),
+    ("NEXUS_TRUSTED_PROXIES", "TRUSTED_PROXIES", int, "How many proxies in front of Nexus set `X-Forwarded-For/-Proto/-Host/-Port/-Prefix`; 0 (default) trusts none of these headers."),
+    ("NEXUS_PAGE_CACHE_MB", "PAGE_CACHE_MB", float, "Megabytes of rendered pages and API answers each worker keeps for the current import (default: 32; 0 turns it off)."),
+    ("NEXUS_CACHE_MAX_AGE", "CACHE_MAX_AGE", int, "Seconds browsers and proxies may reuse a page or API answer without asking (default: 0, revalidate every time with `ETag`; an import shows at once)."),
 ]  # fmt: skip
 
 
@@ -36,8 +40,10 @@ def defaults() -> dict:
         "FOLDER_TAGS": True,
         "SITE_NAME": "Nexus",
         "PER_PAGE": 20,
+        "INDEX_CHECK_SECONDS": 5.0,
+        "TRUSTED_PROXIES": 0,
+        "CACHE_MAX_AGE": 0,
         "SQLALCHEMY_DATABASE_URI": None,
-        "SECRET_KEY": None,
     }
 
 

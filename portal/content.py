@@ -54,7 +54,7 @@ class _FrontMatterHandler(frontmatter.YAMLHandler):
     """python-frontmatter's YAML handler, with our loader and a check that the result is a mapping."""
 
     def load(self, fm, **kwargs):
-        data = yaml.load(fm, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(fm, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass  # nosec B506
         if data is not None and not isinstance(data, dict):
             raise _NotAMapping
         return data or {}

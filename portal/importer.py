@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import yaml
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 
-from . import search
+from . import processes, search
 from .content import ContentError, ParsedEntry, content_hash, parse_bytes, slugify
 from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags, utcnow
 from .rendering import RENDERER_VERSION, render
@@ -79,13 +79,24 @@ class _Existing:
 # --- locking -------------------------------------------------------------------------
 
 
+#: Key of the PostgreSQL advisory lock that lets one importer run across all nodes.
+ADVISORY_LOCK_KEY = 0x4E455855  # "NEXU"
+
+
 @contextlib.contextmanager
-def import_lock(instance_path, *, wait: bool = True, timeout: float = 600.0):
-    """Hold the one-importer lock (a file lock in the instance folder)."""
-    Path(instance_path).mkdir(parents=True, exist_ok=True)
-    handle = open(Path(instance_path) / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
+def import_lock(instance_path, *, wait: bool = True, timeout: float = 600.0, engine=None):
+    """Hold the one-importer lock: a file lock on this node, plus an advisory lock on PostgreSQL."""
+    deadline = time.monotonic() + timeout
+    with _file_lock(Path(instance_path), wait, deadline), _database_lock(engine, wait, deadline):
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(instance: Path, wait: bool, deadline: float):
+    """An exclusive `flock` on `<instance>/import.lock` (released if the process dies)."""
+    instance.mkdir(parents=True, exist_ok=True)
+    handle = open(instance / LOCK_FILE, "a+")  # noqa: SIM115 - held for the block
     try:
-        deadline = time.monotonic() + timeout
         while True:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -97,6 +108,23 @@ def import_lock(instance_path, *, wait: bool = True, timeout: float = 600.0):
         yield
     finally:
         handle.close()
+
+
+@contextlib.contextmanager
+def _database_lock(engine, wait: bool, deadline: float):
+    """On PostgreSQL, a session advisory lock shared by every node (released if the session ends)."""
+    if engine is None or engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}).scalar():
+            if not wait or time.monotonic() > deadline:
+                raise ImportBusy("another import is running on another node; try again when it has finished")
+            time.sleep(0.2)
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
 
 
 # --- walking and parsing -----------------------------------------------------------
@@ -171,7 +199,7 @@ def import_content(
     root = Path(content_dir).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"content folder not found: {root}")
-    lock = contextlib.nullcontext() if _locked else import_lock(instance_path, wait=wait)
+    lock = contextlib.nullcontext() if _locked else import_lock(instance_path, wait=wait, engine=db.engine)
     with lock:
         report = _sync(root, folder_tags, progress)
         generation = current_generation()
@@ -201,6 +229,8 @@ def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
     files = find_markdown_files(root)
     parsed: dict[str, ParsedEntry] = {}
     present: set[str] = set()
+    changed: list[tuple[str, bytes]] = []  # files to parse (in one process per core when many)
+    digests: dict[str, str] = {}
     iterator = progress(files) if progress else files
     for path in iterator:
         relative = path.relative_to(root).as_posix()
@@ -215,12 +245,13 @@ def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
         if old is not None and old.content_hash == digest:
             report.unchanged.append(relative)
             continue
-        try:
-            entry = parse_bytes(relative, raw, folder_tags=folder_tags)
-        except ContentError as error:
-            report.errors.append(error)
+        changed.append((relative, raw))
+        digests[relative] = digest
+    for relative, entry in zip(digests, processes.parse_entries(changed, folder_tags), strict=True):
+        if isinstance(entry, ContentError):
+            report.errors.append(entry)
             continue
-        entry.content_hash = digest
+        entry.content_hash = digests[relative]
         parsed[relative] = entry
 
     drafts = {p for p, e in parsed.items() if e.draft}
@@ -248,9 +279,19 @@ def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
         report.unchanged.remove(path)
 
     tags = TagResolver(vocabulary)
-    rows = [_render_entry(entry, resolver, tags, report) for entry in parsed.values()]
+    rendering_started = time.monotonic()
+    rendered = processes.render_entries(list(parsed.values()), slugs)  # empty unless many changed
+    rows = [_render_entry(entry, resolver, tags, report, rendered.get(entry.path)) for entry in parsed.values()]
     intro = _render_intro(root, resolver, report)
+    writing_started = time.monotonic()
     _write(rows, existing, gone, tags, report, started_at, intro)
+    log.info(
+        "import: %d files read, %d rendered in %.2fs, database written in %.2fs",
+        len(present),
+        len(rows),
+        writing_started - rendering_started,
+        time.monotonic() - writing_started,
+    )
     _warn_about_tag_typos({p: parsed[p] for p in report.added + report.updated if p in parsed}, tags, report)
     return report
 
@@ -353,15 +394,9 @@ def _link_resolver(slugs_by_path: dict[str, str]):
     return resolve
 
 
-def _render_entry(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport) -> dict:
-    """Render one parsed entry to the column values stored for it."""
-    keys: list[str] = []
-
-    def recording(key):
-        keys.append(key)
-        return resolver(key)
-
-    rendered = render(entry.body, source_path=entry.path, resolve_link=recording, entry_slug=entry.slug)
+def _render_entry(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport, done=None) -> dict:
+    """The column values stored for one parsed entry (`done`: its rendering from the process pool)."""
+    rendered, keys = done or processes.render_entry(entry, resolver)
     for line, target in rendered.broken_links:
         report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' points to no entry")
     tag_slugs = list(dict.fromkeys(tags.resolve(name) for name in entry.tags))
@@ -409,7 +444,7 @@ def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, starte
         moved = [r for r in rows if r["path"] in existing and existing[r["path"]].slug != r["slug"]]
         for row in moved:
             session.execute(
-                Entry.__table__.update().where(Entry.path == row["path"]).values(slug=f"\0moving:{row['path']}")
+                Entry.__table__.update().where(Entry.path == row["path"]).values(slug=f"~moving~{row['path']}")
             )
         tag_ids = _ensure_tags(session, tags, {slug for row in rows for slug in row["_tags"]})
         for row in rows:
@@ -447,7 +482,7 @@ def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, starte
                     unchanged=len(report.unchanged),
                     deleted=len(report.deleted),
                     errors=len(report.errors),
-                    entries=0,
+                    entries=session.scalar(select(func.count()).select_from(Entry)) or 0,
                 )
             )
             session.flush()
@@ -505,15 +540,25 @@ def rebuild_index(instance_path, generation: int | None = None) -> None:
     """Build the search index from the database and swap it in."""
     started = time.monotonic()
     generation = current_generation() if generation is None else generation
+    count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
     entries = db.session.scalars(select(Entry).order_by(Entry.id).execution_options(yield_per=500))
-    search.build_index(instance_path, (search.document_for(e) for e in entries), generation)
+    with processes.helpers_die_with_me():
+        procs = processes.process_count(count, forks=True)
+        documents = search.thin_spelling((search.document_for(e) for e in entries), count)
+        search.build_index(instance_path, documents, generation, procs=procs)
     db.session.rollback()
-    log.info("search index rebuilt for generation %s in %.2fs", generation, time.monotonic() - started)
+    log.info(
+        "search index rebuilt for generation %s: %d documents in %.2fs (%d processes)",
+        generation,
+        count,
+        time.monotonic() - started,
+        procs,
+    )
 
 
 def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True) -> str:
     """At start-up: import into an empty database, or rebuild a missing or broken index."""
-    with import_lock(instance_path):
+    with import_lock(instance_path, engine=db.engine):
         empty = db.session.scalar(select(func.count()).select_from(Entry)) == 0 and current_generation() == 0
         if empty and Path(content_dir).is_dir():
             report = import_content(content_dir, instance_path, folder_tags=folder_tags, _locked=True)

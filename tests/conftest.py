@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import textwrap
+import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 
 from portal import create_app
 from portal.importer import import_content
 from portal.models import db
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Read before the autouse fixture below clears NEXUS_* variables. When set (CI sets it), every
+# database-touching test runs against PostgreSQL as well as SQLite.
+POSTGRES_URL = os.environ.get("NEXUS_TEST_POSTGRES_URL")
+if os.environ.get("NEXUS_REQUIRE_POSTGRES") == "1" and not POSTGRES_URL:
+    raise RuntimeError("NEXUS_REQUIRE_POSTGRES=1 but NEXUS_TEST_POSTGRES_URL is not set")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 SHIPPED_CONTENT = PROJECT_ROOT / "content"
 
 # A small, hand-countable corpus used by many tests.
@@ -103,21 +113,57 @@ def content_dir(tmp_path) -> Path:
     return root
 
 
-@pytest.fixture
-def make_app(tmp_path):
-    """Build apps with a temporary instance folder and any extra settings."""
+@contextlib.contextmanager
+def postgres_schema():
+    """A fresh, empty PostgreSQL schema for one test: yields a database URL that uses it."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        admin.dispose()
 
-    def _make(content: Path | None = None, **settings):
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request):
+    """None for SQLite in the instance folder; a throwaway PostgreSQL schema otherwise."""
+    if request.param == "sqlite":
+        yield None
+    else:
+        with postgres_schema() as url:
+            yield url
+
+
+@pytest.fixture
+def make_app(tmp_path, database_url):
+    """Build apps with a temporary instance folder and any extra settings."""
+    apps = []
+
+    def _make(content: Path | None = None, instance: str = "instance", **settings):
         config = {
             "TESTING": True,
             "SECRET_KEY": "test",
-            "INSTANCE_PATH": str(tmp_path / "instance"),
+            "INSTANCE_PATH": str(tmp_path / instance),
             "CONTENT_DIR": str(content or tmp_path / "content"),
+            "INDEX_CHECK_SECONDS": 0,
         }
+        if database_url:
+            config["SQLALCHEMY_DATABASE_URI"] = database_url
         config.update(settings)
-        return create_app(config)
+        app = create_app(config)
+        apps.append(app)
+        return app
 
-    return _make
+    yield _make
+    for app in apps:  # close connections so the schema can be dropped
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
 
 
 @pytest.fixture

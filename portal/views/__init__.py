@@ -9,12 +9,14 @@ from ..queries import KIND_LABELS
 
 def register(app: Flask) -> None:
     """Attach every blueprint, error handler and template helper."""
-    from . import errors, health, pages, search, tags
+    from . import api, errors, feeds, health, pages, search, tags
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(tags.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(feeds.bp)
+    app.register_blueprint(api.bp)
     errors.register(app)
     app.jinja_env.globals.update(KIND_LABELS=KIND_LABELS, site_name=app.config["SITE_NAME"])
     app.jinja_env.filters["isodate"] = lambda d: d.isoformat() if d else ""

@@ -7,19 +7,21 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    return request.path == "/api" or request.path.startswith("/api/")
 
 
 def _handle_http(error: HTTPException):
     """Any HTTP error: JSON under /api/, the site's error page elsewhere."""
+    # Keep the error's own headers (`Allow` on a 405) but not its content type.
+    headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
     if _wants_json():
         body = {"error": {"code": error.code, "message": error.description or error.name}}
         suggestions = getattr(error, "suggestions", None)
         if suggestions is not None:
             body["error"]["suggestions"] = [tag.slug for tag in suggestions]
-        return jsonify(body), error.code
+        return jsonify(body), error.code, headers
     template = "errors/404.html" if error.code == 404 else "errors/error.html"
-    return render_template(template, error=error), error.code
+    return render_template(template, error=error), error.code, headers
 
 
 def _handle_unexpected(error: Exception):

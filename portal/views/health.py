@@ -7,8 +7,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import queries, search
 from ..importer import current_generation
+from ..models import utcnow
 
 bp = Blueprint("health", __name__)
+
+#: After an import commits, its new index is built and swapped in; until then (at most this
+#: long) the older index is expected and still healthy. A longer gap means the import died.
+INDEX_GRACE_SECONDS = 120
 
 
 @bp.get("/healthz")
@@ -32,6 +37,14 @@ def healthz():
     }
     if documents is None:
         body.update(status="error", reason="search index will not open")
+    elif index_generation != generation:
+        since = (utcnow() - last.finished_at).total_seconds() if last else None
+        if index_generation is not None and index_generation < generation and since < INDEX_GRACE_SECONDS:
+            body["index_pending"] = True  # an import committed moments ago; its index is being built
+        else:
+            body.update(
+                status="error", reason=f"index is from generation {index_generation}, database is at {generation}"
+            )
     elif documents != entries:
         body.update(status="error", reason=f"index has {documents} documents, database has {entries} entries")
     return jsonify(body), 200 if body["status"] == "ok" else 503

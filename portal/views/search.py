@@ -10,6 +10,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from .. import queries, search
 from ..queries import TagFilter
 from .args import choice_arg, int_arg, tag_filter_args
+from .feeds import opensearch_suggestions
 
 bp = Blueprint("search", __name__)
 
@@ -86,7 +87,37 @@ def search_page():
 
 @bp.get("/api/search")
 def api_search():
-    """The same search as JSON."""
+    """The same search as JSON.
+    ---
+    get:
+      summary: Search entries
+      description: >-
+        Full-text search (BM25F; several words narrow, `"phrase"`, `prefix*`, `-word`, `tag:x`,
+        `kind:x`, `title:x`), with highlighted snippets, tag facets over all matches and typo
+        correction. An empty `q` finds nothing. Queries are cut to 500 characters and 32 words.
+      operationId: search
+      tags: [search]
+      parameters:
+        - {name: q, in: query, description: The query., schema: {type: string}, example: celery redis}
+        - page
+        - search_per_page
+        - search_sort
+        - tag
+        - all
+        - any
+        - not
+        - kind
+        - {name: exact, in: query, description: "`1` turns typo correction off.", schema: {type: string, enum: ["0", "1"]}}
+      responses:
+        "200":
+          description: One page of ranked results.
+          content: {application/json: {schema: SearchResults}}
+        "304": NotModified
+        "400": BadRequest
+        "404": NotFound
+        "414": URITooLong
+        "503": Unavailable
+    """
     args = read_search_args()
     if not args.q.strip():
         outcome = search.SearchOutcome(query="", hits=[], total=0, page=args.page, per_page=args.per_page)
@@ -123,7 +154,28 @@ def api_search():
 
 @bp.get("/api/suggest")
 def api_suggest():
-    """Titles matching what has been typed so far, for the header's search box."""
+    """Titles matching what has been typed so far, for the header's search box.
+    ---
+    get:
+      summary: Title suggestions
+      description: >-
+        Up to 8 entries whose title words start with what was typed. `format=opensearch` answers
+        in the OpenSearch suggestions format that browsers use for the search bar.
+      operationId: suggest
+      tags: [search]
+      parameters:
+        - {name: q, in: query, description: What has been typed so far., schema: {type: string, maxLength: 500}, example: cel}
+        - {name: format, in: query, description: The answer's format., schema: {type: string, enum: [json, opensearch], default: json}}
+      responses:
+        "200":
+          description: Matching titles.
+          content:
+            application/json: {schema: Suggestions}
+            application/x-suggestions+json: {schema: OpenSearchSuggestions}
+        "304": NotModified
+        "400": BadRequest
+        "414": URITooLong
+    """
     q = request.args.get("q", "")
     if len(q) > search.MAX_QUERY_CHARS:
         abort(400, description=f"'q' must be at most {search.MAX_QUERY_CHARS} characters.")
@@ -132,6 +184,8 @@ def api_suggest():
     except search.IndexUnavailable:
         slugs = []
     entries = queries.entries_by_slugs(slugs)
+    if request.args.get("format") == "opensearch":
+        return opensearch_suggestions(q, entries)
     return jsonify(
         query=q,
         suggestions=[

@@ -1,0 +1,134 @@
+"""A real Chromium (Debian's, driven by Playwright) against Nexus serving the shipped content.
+
+The content is imported once per session into a temporary instance folder and served by a
+werkzeug server thread on 127.0.0.1. Never run `playwright install`: these tests use
+/usr/bin/chromium, which `.ci/run` installs with apt-get.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from portal import create_app
+from portal.importer import import_content
+from portal.models import db
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_CONTENT = PROJECT_ROOT / "content"
+SCREENSHOTS = PROJECT_ROOT / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DEVICES = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 360, "height": 740}}
+ERD_SLUG = "concepts/entity-relationship-diagrams"
+
+#: One URL per page type, over the shipped content (name → path).
+PAGE_TYPES = {
+    "home": "/",
+    "entry": "/entries/technologies/celery",
+    "entry-diagram": f"/entries/{ERD_SLUG}",
+    "kind": "/kinds/technology",
+    "tags": "/tags",
+    "tag": "/tags/docker",
+    "filter": "/entries?all=django,celery",
+    "search": "/search?q=redis",
+    "search-empty": "/search",
+    "search-no-results": "/search?q=zzyzx",
+    "not-found": "/no-such-page",
+    "bad-request": "/search?q=redis&page=first",
+}
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="session")
+def shipped_app(tmp_path_factory):
+    """An app over the shipped content, imported once into a temporary instance folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("NEXUS_"):
+                patch.delenv(name)
+        app = create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "browser-tests",
+                "INSTANCE_PATH": str(tmp_path_factory.mktemp("browser-instance")),
+                "CONTENT_DIR": str(SHIPPED_CONTENT),
+            }
+        )
+    with app.app_context():
+        report = import_content(SHIPPED_CONTENT, app.instance_path)
+        assert not report.errors, report.errors
+        db.session.remove()
+    return app
+
+
+@pytest.fixture(scope="session")
+def base_url(shipped_app):
+    """The shipped-content app served over HTTP on a free 127.0.0.1 port."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, shipped_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="nexus-browser-tests", daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless; a clear failure (not a skip) when it is missing."""
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}. Install it with "
+            "`apt-get install chromium chromium-driver` (as .ci/run does); do not run `playwright install`."
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_page(browser, base_url):
+    """Open pages in fresh contexts: `open_page(path, device=..., scheme=..., **context_options)`."""
+    contexts = []
+
+    def _open(path: str | None = None, *, device: str = "desktop", scheme: str = "light", **options):
+        context = browser.new_context(viewport=DEVICES[device], color_scheme=scheme, base_url=base_url, **options)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        if path is not None:
+            page.goto(path)
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def wait_for_diagrams(page) -> None:
+    """Wait until every Mermaid block on the page has been drawn."""
+    page.wait_for_function(
+        "[...document.querySelectorAll('pre.mermaid')].every(pre => pre.querySelector(':scope > svg'))"
+    )

@@ -1,0 +1,59 @@
+"""Configuration: environment overrides, their parsing, and the README documenting each one."""
+
+from __future__ import annotations
+
+import pytest
+
+from portal import config
+
+from .conftest import PROJECT_ROOT
+
+
+def test_readme_documents_every_setting():
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [variable for variable, *_ in config.SETTINGS if f"| `{variable}` |" not in readme]
+    assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"NEXUS_FOLDER_TAGS": "0"}, {"FOLDER_TAGS": False}),
+        ({"NEXUS_FOLDER_TAGS": "yes"}, {"FOLDER_TAGS": True}),
+        ({"NEXUS_PER_PAGE": "50"}, {"PER_PAGE": 50}),
+        ({"NEXUS_DATABASE_URL": "postgresql+psycopg://x/y"}, {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://x/y"}),
+        ({"NEXUS_INSTANCE_PATH": "/srv/nexus"}, {}),  # read separately, before the app exists
+        ({"UNRELATED": "1"}, {}),
+    ],
+)
+def test_environment_overrides(environ, expected):
+    assert config.from_environment(environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [({"NEXUS_PER_PAGE": "many"}, "NEXUS_PER_PAGE"), ({"NEXUS_FOLDER_TAGS": "perhaps"}, "NEXUS_FOLDER_TAGS")],
+)
+def test_bad_values_name_the_variable(environ, message):
+    with pytest.raises(RuntimeError, match=message):
+        config.from_environment(environ)
+
+
+def test_instance_path_default_and_override(tmp_path):
+    assert config.instance_path({}) == str(PROJECT_ROOT / "instance")
+    assert config.instance_path({"NEXUS_INSTANCE_PATH": str(tmp_path)}) == str(tmp_path)
+
+
+def test_zero_configuration_app_uses_sqlite_in_the_instance_folder(make_app, tmp_path, database_url):
+    app = make_app()
+    if database_url is None:
+        assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/instance/nexus.sqlite3"
+    # A secret key is generated once and kept (readable by the owner only).
+    from portal import create_app
+
+    generated = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "fresh"), "INDEX_CHECK_SECONDS": 0})
+    key_file = tmp_path / "fresh" / "secret_key"
+    assert generated.config["SECRET_KEY"] == key_file.read_text().strip()
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    again = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "fresh"), "INDEX_CHECK_SECONDS": 0})
+    assert again.config["SECRET_KEY"] == generated.config["SECRET_KEY"]

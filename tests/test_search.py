@@ -1,0 +1,589 @@
+"""Unit tests for `portal.search` through an imported app: syntax, ranking, aliases, facets, refresh."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+
+from portal import create_app, queries
+from portal.models import db
+from portal.search import MAX_QUERY_CHARS, MAX_QUERY_TERMS, clean_query, run_search, suggest_titles
+
+from .conftest import BACKENDS, SAMPLE_ENTRIES, do_import, postgres_schema, write_entry
+
+# Added to the sample entries of conftest. None of these mention celery, redis or caching, so
+# the facet counts of the sample entries stay hand-countable.
+EXTRA_ENTRIES = {
+    # Ranking: "terraform" in a title against "terraform" twice deep in a long body.
+    "technologies/terraform.md": """\
+        ---
+        title: Terraform
+        kind: technology
+        tags: [infrastructure]
+        date: 2025-01-15
+        ---
+        Declare servers as code and review the plan before you apply it.
+        """,
+    "concepts/infrastructure-history.md": """\
+        ---
+        title: A history of infrastructure tooling
+        kind: concept
+        tags: [infrastructure]
+        date: 2025-01-16
+        ---
+        Servers used to be configured by hand. Every machine drifted a little from the others, and
+        nobody could say with confidence what was installed where. Shell scripts helped for a while,
+        then configuration management tools arrived and described the wanted state of each machine.
+        Images replaced long-lived machines, and deploying meant replacing rather than changing.
+        Cloud providers then offered programmable accounts, networks and databases, and the
+        description of a whole environment moved into version control next to the application.
+
+        Later, teams adopted terraform for this, and terraform plans became part of code review.
+        """,
+    # Ranking: "ruff" only as a tag, against "ruff" once deep in a body.
+    "practices/linting.md": """\
+        ---
+        title: Keep the build clean
+        kind: practice
+        tags: [ruff, linting]
+        date: 2025-01-20
+        ---
+        A linter in continuous integration stops style debates before review starts.
+        """,
+    "concepts/tooling-notes.md": """\
+        ---
+        title: Notes on developer tooling
+        kind: concept
+        tags: [tooling]
+        date: 2025-01-21
+        ---
+        Editors, debuggers, profilers and formatters each save a little time every day. A profiler
+        shows where the time goes; a debugger shows why a value is wrong; a formatter ends arguments
+        about whitespace. Over a year those minutes add up to weeks of attention given back.
+
+        One of the formatters we tried was ruff, which also lints.
+        """,
+    # Aliases: each entry uses one name only.
+    "technologies/postgresql.md": """\
+        ---
+        title: PostgreSQL indexes
+        kind: technology
+        tags: [postgresql, databases]
+        date: 2025-02-01
+        ---
+        PostgreSQL picks a B-tree index by default. EXPLAIN ANALYZE shows whether the planner used it.
+        """,
+    "technologies/pods.md": """\
+        ---
+        title: Pods and deployments
+        kind: technology
+        tags: [containers]
+        date: 2025-02-02
+        ---
+        On k8s a deployment keeps the wanted number of pods running.
+        """,
+    "technologies/promises.md": """\
+        ---
+        title: Promises
+        kind: technology
+        tags: [frontend]
+        date: 2025-02-03
+        ---
+        A promise stands for a value that arrives later in JavaScript code.
+        """,
+    "technologies/serializers.md": """\
+        ---
+        title: Serializers
+        kind: technology
+        tags: [api]
+        date: 2025-02-04
+        ---
+        In Django REST Framework a serializer turns model instances into JSON.
+        """,
+    "challenges/nested-viewsets.md": """\
+        ---
+        title: Nested viewsets
+        kind: challenge
+        tags: [api]
+        date: 2025-02-05
+        ---
+        We used DRF viewsets for the nested endpoints and hit a wall with permissions.
+        """,
+    # Technical tokens, and a decoy that has their parts as separate words.
+    "challenges/slow-list-pages.md": """\
+        ---
+        title: Slow list pages
+        kind: challenge
+        tags: [orm]
+        date: 2025-02-06
+        ---
+        The list view triggered N+1 queries. Adding select_related to the queryset fixed it.
+        The same pattern in async/await code needs care. Our CI/CD pipeline runs docker-compose
+        to test it.
+        """,
+    "concepts/sql-joins.md": """\
+        ---
+        title: SQL joins
+        kind: concept
+        tags: [sql]
+        date: 2025-02-07
+        ---
+        We select the related rows with a join. The docker image and compose file are separate.
+        """,
+    # Escaping: entry text holding markup-like characters (as code, so they stay text).
+    "practices/escaping.md": """\
+        ---
+        title: Escape untrusted text
+        kind: practice
+        tags: [security]
+        date: 2025-02-08
+        ---
+        Write `<b>` as text, and `&` as `&amp;`. Untrusted markup must be escaped; never render
+        `<script>alert(1)</script>` from visitors.
+        """,
+}
+
+# Twelve entries sharing the word "zephyr": dates rise with the number, titles do not.
+ZEPHYR_WORDS = ["mango", "apple", "kiwi", "banana", "lemon", "cherry", "fig", "date", "grape", "olive", "pear", "lime"]
+
+
+def zephyr_entries() -> dict[str, str]:
+    """Entries for pagination and sorting: zephyr-01 is the oldest, zephyr-12 the newest."""
+    entries = {}
+    for number, word in enumerate(ZEPHYR_WORDS, start=1):
+        parity = "even" if number % 2 == 0 else "odd"
+        entries[f"series/zephyr-{number:02}.md"] = f"""\
+            ---
+            title: Zephyr {word}
+            kind: concept
+            tags: [zephyr, {parity}]
+            date: 2024-01-{number:02}
+            ---
+            Notes about the zephyr wind, part {number}.
+            """
+    return entries
+
+
+@contextlib.contextmanager
+def corpus_app(root: Path, backend: str, extra: dict[str, str] | None = None):
+    """An app over the sample entries plus the corpus above, imported once.
+
+    Searching never writes, so the read-only tests of a module share one app (a fresh app per
+    case would spend most of the suite's time importing). Tests that change content use the
+    per-test fixtures of conftest instead.
+    """
+    content = root / "content"
+    for relative, text in {**SAMPLE_ENTRIES, **EXTRA_ENTRIES, **zephyr_entries(), **(extra or {})}.items():
+        write_entry(content, relative, text)
+    config = {
+        "TESTING": True,
+        "SECRET_KEY": "test",
+        "INSTANCE_PATH": str(root / "instance"),
+        "CONTENT_DIR": str(content),
+        "INDEX_CHECK_SECONDS": 0,
+    }
+    with contextlib.ExitStack() as stack:
+        if backend != "sqlite":
+            config["SQLALCHEMY_DATABASE_URI"] = stack.enter_context(postgres_schema())
+        with pytest.MonkeyPatch.context() as patch:  # as conftest's autouse fixture, for this longer scope
+            for name in list(os.environ):
+                if name.startswith("NEXUS_"):
+                    patch.delenv(name)
+            app = create_app(config)
+        report = do_import(app, content)
+        assert not report.errors, report.errors
+        try:
+            yield app
+        finally:
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def search_app(request, tmp_path_factory):
+    """One imported app over the whole search corpus, shared by this module's read-only tests."""
+    with corpus_app(tmp_path_factory.mktemp("search"), request.param) as app:
+        yield app
+
+
+def search(app, q, **options):
+    """Run one search the way the views do, in an app context."""
+    options.setdefault("per_page", 50)
+    with app.app_context():
+        return run_search(app.extensions["nexus.searchers"], q, texts=queries.texts_by_slugs, **options)
+
+
+def slugs(outcome) -> list[str]:
+    """The slugs of an outcome's hits, in ranked order."""
+    return [hit.slug for hit in outcome.hits]
+
+
+# --- ranking ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("q", "better", "worse"),
+    [
+        # in the title vs twice near the end of a long body
+        ("terraform", "technologies/terraform", "concepts/infrastructure-history"),
+        # only a tag vs once deep in a body
+        ("ruff", "practices/linting", "concepts/tooling-notes"),
+        # title vs body, on the sample entries
+        ("redis", "technologies/redis", "technologies/celery"),
+    ],
+)
+def test_title_and_tags_outrank_body(search_app, q, better, worse):
+    found = slugs(search(search_app, q))
+    assert better in found and worse in found
+    assert found.index(better) < found.index(worse)
+
+
+def test_relevance_scores_descend(search_app):
+    scores = [hit.score for hit in search(search_app, "celery").hits]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+
+
+# --- query syntax ------------------------------------------------------------------------
+
+CELERY, REDIS, CACHING, REPORTS = (
+    "technologies/celery",
+    "technologies/redis",
+    "concepts/caching",
+    "challenges/slow-reports",
+)
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("celery", {CELERY, REDIS, REPORTS}),  # one word, in title, body or tags
+        ("CELERY", {CELERY, REDIS, REPORTS}),  # case does not matter
+        ("celery broker", {CELERY, REDIS}),  # several words: all must match (AND)
+        ("celery poll", {REPORTS}),  # AND across title-less body words
+        ('"background tasks"', {CELERY}),  # exact phrase
+        ('"tasks background"', set()),  # a phrase keeps its word order
+        ("invalid*", {CACHING}),  # prefix
+        ("cach*", {CACHING, REDIS}),  # prefix across title, body and tags
+        ("celery -redis", {REPORTS}),  # -word excludes
+        ("celery NOT redis", {REPORTS}),  # NOT word excludes
+        ('celery -"background tasks"', {REDIS, REPORTS}),  # a phrase can be excluded
+        ("tag:caching", {REDIS, CACHING}),  # tag: searches tags only
+        ("tag:celery tag:django", {REPORTS}),  # two tag: terms are ANDed
+        ("kind:challenge", {REPORTS, "challenges/nested-viewsets", "challenges/slow-list-pages"}),
+        ("title:redis", {REDIS}),  # title: ignores the bodies that mention redis
+        ("intitle:redis", {REDIS}),  # the alias of title:
+        ("celery OR terraform", {CELERY, REDIS, REPORTS, "technologies/terraform", "concepts/infrastructure-history"}),
+        ("docker-compose", {"challenges/slow-list-pages"}),  # a hyphen inside a word is not a minus
+    ],
+)
+def test_query_syntax(search_app, q, expected):
+    assert set(slugs(search(search_app, q))) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"tags_all": ["redis"]}, {CELERY, REDIS}),  # one tag
+        ({"tags_all": ["redis", "python"]}, {CELERY}),  # all given tags must match
+        ({"tags_all": ["redis", "django"]}, set()),  # no entry has both
+        ({"kind": "challenge"}, {REPORTS}),  # kind filter
+        ({"kind": "concept"}, set()),  # no concept mentions celery
+        ({"kind": "technology", "tags_all": ["python"]}, {CELERY}),  # kind and tags together
+    ],
+)
+def test_tag_and_kind_filters(search_app, options, expected):
+    assert set(slugs(search(search_app, "celery", **options))) == expected
+
+
+# --- facets and pagination ---------------------------------------------------------------
+
+
+def test_facets_count_every_match_not_only_the_page(search_app):
+    # celery: celery (celery, python, redis), redis (redis, caching), slow-reports (celery, django)
+    outcome = search(search_app, "celery", per_page=1)
+    assert len(outcome.hits) == 1 and outcome.total == 3
+    assert outcome.facets == {"celery": 2, "redis": 2, "python": 1, "django": 1, "caching": 1}
+
+
+def test_facets_follow_filters(search_app):
+    # celery restricted to tag redis: celery (celery, python, redis), redis (redis, caching)
+    outcome = search(search_app, "celery", tags_all=["redis"])
+    assert outcome.facets == {"redis": 2, "celery": 1, "python": 1, "caching": 1}
+
+
+def test_facets_on_the_last_page(search_app):
+    # 12 zephyr entries: every one tagged zephyr, six even and six odd
+    outcome = search(search_app, "zephyr", per_page=5, page=3)
+    assert len(outcome.hits) == 2
+    assert outcome.facets == {"zephyr": 12, "even": 6, "odd": 6}
+
+
+@pytest.mark.parametrize(
+    ("page", "per_page", "hits", "pages"),
+    [
+        (1, 5, 5, 3),  # a full first page
+        (3, 5, 2, 3),  # a partial last page
+        (4, 5, 0, 3),  # past the end: empty, not an error
+        (1, 50, 12, 1),  # the maximum page size holds everything
+        (2, 11, 1, 2),  # an odd page size
+    ],
+)
+def test_pagination(search_app, page, per_page, hits, pages):
+    outcome = search(search_app, "zephyr", page=page, per_page=per_page)
+    assert (len(outcome.hits), outcome.total, outcome.pages) == (hits, 12, pages)
+
+
+@pytest.mark.parametrize("sort", ["relevance", "newest", "title"])
+def test_pages_partition_the_results(search_app, sort):
+    seen = []
+    for page in (1, 2, 3):
+        seen += slugs(search(search_app, "zephyr", page=page, per_page=5, sort=sort))
+    assert len(seen) == len(set(seen)) == 12
+
+
+def test_sort_newest(search_app):
+    found = slugs(search(search_app, "zephyr", sort="newest"))
+    assert found == [f"series/zephyr-{n:02}" for n in range(12, 0, -1)]
+
+
+def test_sort_title(search_app):
+    found = slugs(search(search_app, "zephyr", sort="title"))
+    by_title = sorted(range(1, 13), key=lambda n: ZEPHYR_WORDS[n - 1])
+    assert found == [f"series/zephyr-{n:02}" for n in by_title]
+
+
+@pytest.mark.parametrize("sort", ["newest", "title"])
+def test_sorted_results_have_no_sort_key_as_score(search_app, sort):
+    # Regression: Whoosh puts the sort key in `hit.score` when sorting (bytes for titles: a 500).
+    outcome = search(search_app, "celery", sort=sort)
+    assert outcome.total == 3
+    assert [hit.score for hit in outcome.hits] == [0.0, 0.0, 0.0]
+
+
+# --- highlighting --------------------------------------------------------------------------
+
+
+def test_snippet_marks_the_query_words(search_app):
+    outcome = search(search_app, '"background tasks"')
+    assert "<mark>background</mark> <mark>tasks</mark>" in outcome.hits[0].snippet
+
+
+@pytest.mark.parametrize(
+    ("q", "escaped", "raw"),
+    [
+        ("untrusted", "Write &lt;b&gt; as text", "<b>"),  # a tag in the entry text stays text
+        ("untrusted", "and &amp; as &amp;amp;", " & "),  # ampersands are escaped once, as text
+        ("visitors", "&lt;script&gt;alert(1)&lt;/script&gt;", "<script>"),  # no script leaks
+    ],
+)
+def test_snippet_is_escaped_text(search_app, q, escaped, raw):
+    snippet = search(search_app, q).hits[0].snippet
+    assert escaped in snippet
+    assert raw not in snippet
+    assert snippet.replace("<mark>", "").replace("</mark>", "").count("<") == 0
+
+
+# --- typo correction ---------------------------------------------------------------------------
+
+
+def test_a_query_that_finds_nothing_is_corrected(search_app):
+    outcome = search(search_app, "celary")
+    assert outcome.corrected == "celery"
+    assert outcome.query == "celary"  # what was typed, for "search instead for"
+    assert set(slugs(outcome)) == {CELERY, REDIS, REPORTS}
+
+
+def test_a_query_that_finds_a_little_gets_a_suggestion(search_app):
+    outcome = search(search_app, "plain OR celary")
+    assert outcome.corrected is None
+    assert outcome.suggestion == "plain OR celery"
+    assert slugs(outcome) == ["notes/plain-note"]
+
+
+@pytest.mark.parametrize(
+    ("q", "options"),
+    [
+        ("celery", {}),  # a known word is left alone
+        ("celary", {"correct": False}),  # "search instead for" turns correction off
+        ("qqqqqqqqqq", {}),  # nothing near it in the vocabulary
+        ("tag:celary", {}),  # field terms are not corrected
+    ],
+)
+def test_no_correction(search_app, q, options):
+    outcome = search(search_app, q, **options)
+    assert outcome.corrected is None and outcome.suggestion is None
+
+
+# --- aliases and technical tokens ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("postgres", "technologies/postgresql"),  # the entry says PostgreSQL
+        ("psql", "technologies/postgresql"),
+        ("postgresql", "technologies/postgresql"),
+        ("kubernetes", "technologies/pods"),  # the entry says k8s
+        ("k8s", "technologies/pods"),
+        ("js", "technologies/promises"),  # the entry says JavaScript
+        ("javascript", "technologies/promises"),
+        ("drf", "technologies/serializers"),  # the entry says Django REST Framework
+        ("drf", "challenges/nested-viewsets"),  # and this one says DRF
+        ('"django rest framework"', "technologies/serializers"),
+        ('"django rest framework"', "challenges/nested-viewsets"),  # a quoted multi-word alias (regression)
+        ("mq", CELERY),  # the celery entry says RabbitMQ
+        ("rabbitmq", CELERY),
+        ("CI/CD", "practices/linting"),  # the entry says "continuous integration"
+        ('"continuous integration"', "challenges/slow-list-pages"),  # and this one says CI/CD
+    ],
+)
+def test_aliases_find_each_other(search_app, q, expected):
+    assert expected in slugs(search(search_app, q))
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "select_related",
+        "N+1",
+        "n+1",  # case-insensitive
+        "async/await",
+        "docker-compose",
+        "CI/CD pipeline",  # CI/CD alone also finds "continuous integration" (an alias)
+        '"docker compose"',  # the compound's parts, as a phrase
+        '"N+1 queries"',  # a phrase that starts with a compound (regression)
+        '"docker-compose to test"',  # a compound inside a phrase (regression)
+        '"adding select_related"',  # a phrase that ends with a compound
+        "title:slow select_related",
+    ],
+)
+def test_technical_tokens_are_findable_as_typed(search_app, q):
+    assert slugs(search(search_app, q)) == ["challenges/slow-list-pages"]
+
+
+def test_technical_tokens_do_not_match_their_parts_apart(search_app):
+    # "We select the related rows": select and related, but not select_related
+    assert "concepts/sql-joins" in slugs(search(search_app, "select related"))
+    assert "concepts/sql-joins" not in slugs(search(search_app, "select_related"))
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        '"unclosed',
+        "AND",
+        "OR",
+        "NOT",
+        "*",
+        "-",
+        "+",
+        "A/~/4",
+        "title:",
+        "(",
+        "[a TO",
+        "celery^",
+        '"0,0"',  # regression: a phrase of two tags (the tags field keeps no positions) was a QueryError
+        'tag:"celery, python"',
+        'spell:"celery redis"',  # regression: the same on the spelling field
+        'date:"x y"',  # regression: an unparseable date raised at search time
+        "\x00\x07\x1b",
+        "שלום עולם",
+        "🙂 celery",
+        "<script>alert(1)</script>",
+        "x" * 5000,
+        "word " * 2000,
+    ],
+)
+def test_bad_input_never_raises(search_app, q):
+    outcome = search(search_app, q)
+    assert outcome.total >= 0
+
+
+def test_clean_query_caps_length_and_terms():
+    text, notice = clean_query("x" * 5000)
+    assert len(text) <= MAX_QUERY_CHARS and notice
+    text, notice = clean_query("word " * 2000)
+    assert len(text.split()) == MAX_QUERY_TERMS and notice
+    assert clean_query("a\x00b\tc\u200fd") == ("a b c d", None)  # control and format characters become spaces
+
+
+def test_title_suggestions(search_app):
+    with search_app.app_context():
+        pool = search_app.extensions["nexus.searchers"]
+        assert suggest_titles(pool, "cel") == [CELERY, REPORTS]  # a title prefix outranks a tag prefix
+        assert suggest_titles(pool, "caching str") == [CACHING]
+        assert suggest_titles(pool, "  ") == []
+
+
+# --- refresh, deletion and the per-process searcher ---------------------------------------------
+
+
+def test_updated_entry_is_found_exactly_once(imported_app, content_dir):
+    assert search(imported_app, "celery").total == 3  # the searcher is open before the update
+    text = (content_dir / "technologies/celery.md").read_text()
+    (content_dir / "technologies/celery.md").write_text(text.replace("outside the request cycle", "in kumquat workers"))
+    assert do_import(imported_app, content_dir).updated == ["technologies/celery.md"]
+    assert slugs(search(imported_app, "kumquat")) == [CELERY]
+    assert slugs(search(imported_app, "celery")).count(CELERY) == 1
+    assert search(imported_app, "celery").total == 3
+    assert search(imported_app, '"request cycle"').total == 0  # the old text is gone
+
+
+def test_repeated_updates_never_duplicate(imported_app, content_dir):
+    path = content_dir / "technologies/redis.md"
+    original = path.read_text()
+    for round_ in range(3):
+        search(imported_app, "redis")
+        path.write_text(original + f"\nRound {round_} of edits.\n")
+        do_import(imported_app, content_dir)
+        found = slugs(search(imported_app, "redis"))
+        assert found.count(REDIS) == 1 and len(found) == len(set(found)) == 3
+
+
+def test_deleted_entry_is_not_found(imported_app, content_dir):
+    assert REDIS in slugs(search(imported_app, "redis"))
+    (content_dir / "technologies/redis.md").unlink()
+    assert do_import(imported_app, content_dir).deleted == ["technologies/redis.md"]
+    found = slugs(search(imported_app, "redis"))
+    assert REDIS not in found and found  # the entries that mention redis remain
+    assert search(imported_app, "title:redis").total == 0
+
+
+def test_searcher_reopens_only_when_the_index_changed(imported_app, content_dir):
+    pool = imported_app.extensions["nexus.searchers"]
+    search(imported_app, "celery")
+    opened = pool.opened
+    for q in ("celery", "redis", "caching", "celary", "tag:celery"):
+        search(imported_app, q)
+    assert pool.opened == opened  # no import, no reopening
+    assert not do_import(imported_app, content_dir).indexed  # nothing changed: index untouched
+    search(imported_app, "celery")
+    assert pool.opened == opened
+    write_entry(content_dir, "technologies/flower.md", "# Flower\n\nA dashboard for celery.\n")
+    assert do_import(imported_app, content_dir).indexed
+    search(imported_app, "celery")
+    assert pool.opened == opened + 1  # one reopening after the swap
+    for _ in range(3):
+        search(imported_app, "celery")
+    assert pool.opened == opened + 1
+
+
+def test_every_worker_reopens_once_after_an_import(imported_app, make_app, content_dir):
+    # A second app over the same instance folder stands for a second gunicorn worker.
+    other = make_app(content_dir)
+    first, second = imported_app.extensions["nexus.searchers"], other.extensions["nexus.searchers"]
+    for app in (imported_app, other):
+        assert search(app, "celery").total == 3
+    before = (first.opened, second.opened)
+    write_entry(content_dir, "technologies/flower.md", "# Flower\n\nA dashboard for celery.\n")
+    do_import(imported_app, content_dir)  # the first worker's process imports
+    for app in (other, imported_app, other, imported_app):
+        assert search(app, "celery").total == 4
+    assert (first.opened, second.opened) == (before[0] + 1, before[1] + 1)
