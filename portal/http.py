@@ -211,14 +211,24 @@ def content_validators() -> tuple[str, dt.datetime, tuple]:
     # Core rather than ORM: this runs on every request, even those answered from the page cache.
     last = db.session.connection().execute(LAST_IMPORT).first()
     generation, finished = (last.id, last.finished_at) if last else (0, None)
-    try:
-        index_name = os.readlink(search.index_link(current_app.instance_path))
-    except OSError:
-        index_name = ""
-    key = f"{release}|{generation}|{index_name}|{request.url}"
+    index_generation = _live_index_generation(current_app.instance_path)
+    key = f"{release}|{generation}|{index_generation}|{request.url}"
     etag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     modified = max(finished, release_time) if finished else release_time
-    return etag, modified.replace(microsecond=0), (release, generation, index_name)
+    return etag, modified.replace(microsecond=0), (release, generation, index_generation)
+
+
+def _live_index_generation(instance_path) -> str:
+    """The generation the live index was built from, from its name (`index.<generation>.<id>`).
+
+    Not the directory itself: nodes that rebuilt the same generation give the same answers.
+    """
+    try:
+        name = os.readlink(search.index_link(instance_path))
+    except OSError:
+        return ""
+    parts = name.split(".")
+    return parts[1] if len(parts) == 3 and parts[0] == "index" else name
 
 
 def _answer_conditional():
