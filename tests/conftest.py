@@ -87,6 +87,15 @@ SAMPLE_ENTRIES = {
         """,
 }
 
+#: The sample entries' slugs, for tests that name them.
+CELERY, REDIS, CACHING, REPORTS, NOTE = (
+    "technologies/celery",
+    "technologies/redis",
+    "concepts/caching",
+    "challenges/slow-reports",
+    "notes/plain-note",
+)
+
 
 def write_entry(root: Path, relative: str, text: str) -> Path:
     """Write one Markdown file (dedented) under a content folder."""

@@ -6,15 +6,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from .conftest import do_import, write_entry
+from .conftest import CACHING, CELERY, NOTE, REDIS, REPORTS, do_import, write_entry
 
-CELERY, REDIS, CACHING, REPORTS, NOTE = (
-    "technologies/celery",
-    "technologies/redis",
-    "concepts/caching",
-    "challenges/slow-reports",
-    "notes/plain-note",
-)
 ENTRY_SUMMARY_KEYS = {"slug", "title", "kind", "url", "api_url", "summary", "tags", "date", "updated"}
 
 

@@ -10,15 +10,8 @@ import xml.etree.ElementTree as ET
 import feedparser
 import pytest
 
-from .conftest import do_import, write_entry
+from .conftest import CACHING, CELERY, NOTE, REDIS, REPORTS, do_import, write_entry
 
-CELERY, REDIS, CACHING, REPORTS, NOTE = (
-    "technologies/celery",
-    "technologies/redis",
-    "concepts/caching",
-    "challenges/slow-reports",
-    "notes/plain-note",
-)
 ATOM = "{http://www.w3.org/2005/Atom}"
 SITEMAP = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
