@@ -10,7 +10,7 @@ import pytest
 from portal import importer, search
 from portal.models import db
 
-from .conftest import BACKENDS, POSTGRES_URL, SAMPLE_ENTRIES, do_import, postgres_schema, write_entry
+from .conftest import BACKENDS, POSTGRES_URL, do_import, postgres_schema, write_entry
 from .servers import fetch, flask_cli, gunicorn, nexus_env
 
 
@@ -103,10 +103,8 @@ def test_two_importers_on_different_nodes_do_not_run_at_once(tmp_path, content_d
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_two_gunicorn_nodes_share_one_database(backend, tmp_path):
-    content = tmp_path / "content"
-    for relative, text in SAMPLE_ENTRIES.items():
-        write_entry(content, relative, text)
+def test_two_gunicorn_nodes_share_one_database(backend, tmp_path, content_dir):
+    content = content_dir
     with postgres_schema() if backend == "postgresql" else _sqlite_url(tmp_path) as url:
         env_a = nexus_env(tmp_path / "a", content, NEXUS_DATABASE_URL=url, NEXUS_INDEX_CHECK_SECONDS="0.5")
         env_b = nexus_env(tmp_path / "b", content, NEXUS_DATABASE_URL=url, NEXUS_INDEX_CHECK_SECONDS="0.5")

@@ -10,18 +10,15 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .conftest import SAMPLE_ENTRIES, write_entry
 from .servers import BIN, PROJECT_ROOT, fetch, gunicorn, nexus_env
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def env(tmp_path):
-    content = tmp_path / "content"
-    for relative, text in SAMPLE_ENTRIES.items():
-        write_entry(content, relative, text)
-    return nexus_env(tmp_path / "instance", content)
+def env(content_dir, tmp_path):
+    """Settings for a gunicorn over the sample content and an empty instance folder."""
+    return nexus_env(tmp_path / "instance", content_dir)
 
 
 def raw_get(base: str, target: str, headers: dict | None = None) -> tuple[int, bytes, dict]:

@@ -6,19 +6,16 @@ import json
 
 import pytest
 
-from .conftest import SAMPLE_ENTRIES, write_entry
+from .conftest import write_entry
 from .servers import fetch, flask_cli, gunicorn, nexus_env
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def site(tmp_path):
+def site(content_dir, tmp_path):
     """A content folder and an empty instance folder, as on a fresh checkout."""
-    content = tmp_path / "content"
-    for relative, text in SAMPLE_ENTRIES.items():
-        write_entry(content, relative, text)
-    return content, tmp_path / "instance"
+    return content_dir, tmp_path / "instance"
 
 
 def test_gunicorn_imports_an_empty_site_on_start_and_serves_it(site, tmp_path):
