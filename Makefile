@@ -32,6 +32,7 @@ vnu: $(VNU_STAMP)
 
 ## run: install, import the content folder, serve on http://127.0.0.1:$(PORT) with gunicorn
 run: install
+	$(BIN)/flask --app portal secret-key
 	$(BIN)/flask --app portal import
 	NEXUS_GUNICORN_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 

@@ -35,13 +35,14 @@ reload = False
 
 def on_starting(server):
     """In the master, before any worker forks: import into an empty site or rebuild a broken index."""
-    from portal import create_app
+    from portal import create_app, require_secret_key
     from portal.importer import ensure_ready
     from portal.models import db
 
     app = create_app()
     if app.debug:
         raise RuntimeError("FLASK_DEBUG is set: Nexus refuses to serve in debug mode under gunicorn; unset it.")
+    require_secret_key(app)
     key_source = "NEXUS_SECRET_KEY" if os.environ.get("NEXUS_SECRET_KEY") else f"{app.instance_path}/secret_key"
     server.log.info("Nexus secret key from %s", key_source)
     with app.app_context():

@@ -1,7 +1,8 @@
 """WSGI entry point: `gunicorn wsgi:app`."""
 
-from portal import create_app
+from portal import create_app, require_secret_key
 
 app = create_app()
+require_secret_key(app)
 if app.debug:  # FLASK_DEBUG=1 must never reach production
     raise RuntimeError("FLASK_DEBUG is set: refusing to serve Nexus in debug mode; unset it.")

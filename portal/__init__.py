@@ -31,16 +31,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "nexus.sqlite3")
     _configure_logging(app)
-    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(app)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(app)  # production checks: wsgi.py
     app.json.sort_keys = False
 
-    from . import cli, http, index_sync, models, search, views
+    from . import cli, graph, http, index_sync, models, search, views
 
     models.db.init_app(app)
     with app.app_context():
         models.configure_engine_events(models.db.engine)
         _create_schema(app)
     app.extensions["nexus.searchers"] = search.SearcherPool(app.instance_path)
+    app.extensions["nexus.graph"] = graph.GraphCache()
     views.register(app)
     http.register(app)
     index_sync.register(app)
@@ -48,24 +49,42 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
-def _secret_key(app: Flask) -> str:
-    """A random key generated once and kept in the instance folder (readable by the owner only)."""
-    path = Path(app.instance_path) / "secret_key"
+KEY_FILE = "secret_key"
+
+
+def _secret_key(app: Flask) -> str | None:
+    """The key kept in the instance folder (`flask --app portal secret-key` writes it), if any."""
+    path = Path(app.instance_path) / KEY_FILE
     if not path.exists():
-        logging.getLogger("portal").warning(
-            "NEXUS_SECRET_KEY is not set: generating a secret key and keeping it in %s", path
+        return None
+    return path.read_text().strip() or None
+
+
+def write_secret_key(instance_path) -> tuple[Path, bool]:
+    """Create `<instance>/secret_key` (owner-only) unless it exists; (path, whether it was created)."""
+    path = Path(instance_path) / KEY_FILE
+    if path.exists():
+        return path, False
+    temporary = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    try:
+        os.link(temporary, path)  # atomic: the first process to get here wins
+        return path, True
+    except FileExistsError:
+        return path, False
+    finally:
+        temporary.unlink()
+
+
+def require_secret_key(app: Flask) -> None:
+    """Production start-up (wsgi.py, gunicorn's master): no key is a clear error, not a silent default."""
+    if not app.config.get("SECRET_KEY"):
+        raise RuntimeError(
+            f"No secret key: set NEXUS_SECRET_KEY, or create {Path(app.instance_path) / KEY_FILE} "
+            "with `flask --app portal secret-key` (`make run` does this)."
         )
-        temporary = path.with_name(f".secret_key.{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(32))
-        try:
-            os.link(temporary, path)  # atomic: the first process to get here wins
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    return path.read_text().strip()
 
 
 def _create_schema(app: Flask) -> None:
@@ -75,6 +94,11 @@ def _create_schema(app: Flask) -> None:
 
     with import_lock(app.instance_path, engine=db.engine):
         db.create_all()
+        with db.engine.begin() as connection:  # indexes added since a database was created
+            for table in db.metadata.sorted_tables:
+                for index in table.indexes:
+                    if index._ddl_if is None or index._ddl_if.dialect in (None, connection.dialect.name):
+                        index.create(connection, checkfirst=True)
     db.session.remove()
     db.engine.dispose()
 

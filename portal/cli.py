@@ -18,6 +18,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(import_command)
     app.cli.add_command(reindex_command)
     app.cli.add_command(check_command)
+    app.cli.add_command(secret_key_command)
 
 
 def _content_dir(path):
@@ -92,3 +93,13 @@ def check_command(path):
     click.echo(f"{len(files)} files checked, {problems} with errors")
     if problems:
         sys.exit(1)
+
+
+@click.command("secret-key")
+@with_appcontext
+def secret_key_command():
+    """Create the instance folder's secret key file (owner-only) if it does not exist."""
+    from . import write_secret_key
+
+    path, created = write_secret_key(current_app.instance_path)
+    click.echo(f"{'created' if created else 'kept'} {path}")

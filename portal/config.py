@@ -12,13 +12,13 @@ SETTINGS = [
     ("NEXUS_CONTENT_DIR", "CONTENT_DIR", str, "Folder of Markdown entries to import (default: `content/` of the project)."),
     ("NEXUS_INSTANCE_PATH", "INSTANCE_PATH", str, "Where the SQLite file and the search index live (default: `instance/`)."),
     ("NEXUS_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", str, "SQLAlchemy URL of the database (default: `sqlite:///<instance>/nexus.sqlite3`)."),
-    ("NEXUS_SECRET_KEY", "SECRET_KEY", str, "Secret key; if unset, one is generated once and kept in `<instance>/secret_key`."),
+    ("NEXUS_SECRET_KEY", "SECRET_KEY", str, "Secret key; if unset, the one in `<instance>/secret_key` (`flask --app portal secret-key` creates it; `make run` does). Serving with neither is a start-up error."),
     ("NEXUS_FOLDER_TAGS", "FOLDER_TAGS", "bool", "Tag entries without front-matter tags by their folder (default: on)."),
     ("NEXUS_SITE_NAME", "SITE_NAME", str, "Name shown in the header and page titles (default: `Nexus`)."),
     ("NEXUS_PER_PAGE", "PER_PAGE", int, "Entries per listing page (default: 20)."),
     ("NEXUS_INDEX_CHECK_SECONDS", "INDEX_CHECK_SECONDS", float, "How often (seconds) each worker checks the database for a newer import and rebuilds this node's search index in the background; 0 turns it off (default: 5)."),
     ("NEXUS_TRUSTED_PROXIES", "TRUSTED_PROXIES", int, "How many proxies in front of Nexus set `X-Forwarded-For/-Proto/-Host/-Port/-Prefix`; 0 (default) trusts none of these headers."),
-    ("NEXUS_PAGE_CACHE_MB", "PAGE_CACHE_MB", float, "Megabytes of rendered pages and API answers each worker keeps for the current import (default: 32; 0 turns it off)."),
+    ("NEXUS_PAGE_CACHE_MB", "PAGE_CACHE_MB", float, "Megabytes of rendered pages and API answers the workers of a node share in `<instance>/page-cache.sqlite3` (default: 128; 0 turns it off)."),
     ("NEXUS_CACHE_MAX_AGE", "CACHE_MAX_AGE", int, "Seconds browsers and proxies may reuse a page or API answer without asking (default: 0, revalidate every time with `ETag`; an import shows at once)."),
 ]  # fmt: skip
 

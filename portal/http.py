@@ -2,10 +2,11 @@
 
 Pages and API answers change only when an import commits or a new index is swapped in
 (or when the code and templates change), so their `ETag` is a hash of those states and
-the request URL; a conditional request is answered 304 before any view runs, and each
-worker keeps the answers it rendered under that ETag (a bounded page cache), so a page is
-rendered once per worker and import. Static files get a content fingerprint in their URL
-(`?v=<hash>`) and are cached for a year only when the fingerprint matches the file served.
+the request URL; a conditional request is answered 304 before any view runs, and a node's
+workers share the answers they rendered under that ETag (a bounded page cache in the
+instance folder, see page_cache.py), so a page is rendered once per node and import.
+Static files get a content fingerprint in their URL (`?v=<hash>`) and are cached for a
+year only when the fingerprint matches the file served.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
-import threading
-from collections import OrderedDict
+import time
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
@@ -23,9 +23,12 @@ from werkzeug.exceptions import RequestURITooLarge
 from werkzeug.http import quote_etag
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.security import safe_join
+from werkzeug.wsgi import get_current_url
 
 from . import config, search
+from .importer import GENERATION_FILE
 from .models import ImportRun, db
+from .page_cache import PageCache
 
 #: Longest query string answered; longer ones get 414 before any database work.
 MAX_QUERY_STRING = 4096
@@ -37,8 +40,12 @@ UNVALIDATED_ENDPOINTS = {"static", "health.healthz"}
 FINGERPRINT_ARG = "v"
 #: The last import that changed content: the generation (its id) and when it finished.
 LAST_IMPORT = select(ImportRun.id, ImportRun.finished_at).order_by(ImportRun.id.desc()).limit(1)
-#: Default page cache per worker when NEXUS_PAGE_CACHE_MB is not set (off under TESTING).
-PAGE_CACHE_MB = 32
+#: Default size of the page cache each node's workers share, when NEXUS_PAGE_CACHE_MB is not set
+#: (off under TESTING).
+PAGE_CACHE_MB = 128
+PAGE_CACHE_FILE = "page-cache.sqlite3"
+#: WSGI environ key: CachedAnswers looked this ETag up and found nothing.
+CACHE_MISSED = "nexus.page_cache.missed"
 
 #: Everything comes from this origin. Scripts and styles only from files (no inline code):
 #: vendored libraries under /static/vendor are covered by 'self'. Images may be linked from
@@ -69,20 +76,27 @@ SECURITY_HEADERS = {
 def register(app: Flask) -> None:
     """Install proxy trust, limits, security headers, validators and static fingerprints."""
     trusted = app.config.get("TRUSTED_PROXIES", 0)
-    if trusted < 0:
-        raise RuntimeError(f"NEXUS_TRUSTED_PROXIES must be 0 or more, got {trusted}")
-    if trusted:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted, x_port=trusted, x_prefix=trusted)  # fmt: skip
-    if app.config.get("CACHE_MAX_AGE", 0) < 0:
-        raise RuntimeError("NEXUS_CACHE_MAX_AGE must be 0 or more")
-    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_CONTENT_LENGTH)
     megabytes = app.config.get("PAGE_CACHE_MB")
     if megabytes is None:
         megabytes = 0 if app.testing else PAGE_CACHE_MB  # tests change rows behind the importer's back
     if megabytes < 0:
         raise RuntimeError("NEXUS_PAGE_CACHE_MB must be 0 or more")
+    if trusted < 0:
+        raise RuntimeError(f"NEXUS_TRUSTED_PROXIES must be 0 or more, got {trusted}")
+    if megabytes:
+        app.wsgi_app = CachedAnswers(app, app.wsgi_app)
+    if trusted:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted, x_port=trusted, x_prefix=trusted)  # fmt: skip
+    if app.config.get("CACHE_MAX_AGE", 0) < 0:
+        raise RuntimeError("NEXUS_CACHE_MAX_AGE must be 0 or more")
+    app.config.setdefault("MAX_CONTENT_LENGTH", MAX_CONTENT_LENGTH)
     app.extensions["nexus.http"] = _State(app)
-    app.extensions["nexus.page_cache"] = PageCache(int(megabytes * 1024 * 1024))
+    app.extensions["nexus.generation"] = GenerationWatch(
+        app.instance_path, float(app.config.get("INDEX_CHECK_SECONDS", 0))
+    )
+    app.extensions["nexus.page_cache"] = PageCache(
+        Path(app.instance_path) / PAGE_CACHE_FILE, int(megabytes * 1024 * 1024)
+    )
     app.before_request(_limit_query_string)
     app.before_request(_answer_conditional)
     app.after_request(_add_headers)
@@ -140,56 +154,6 @@ class _State:
         return digest.hexdigest()
 
 
-class PageCache:
-    """Answers this worker rendered, keyed by their ETag (content state and URL), bounded in bytes.
-
-    A key names one state of the content, so an entry is never stale: it stops being asked
-    for when an import or a new index changes the state, and the whole cache is dropped then.
-    """
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes = max_bytes
-        self.size = 0
-        self.hits = self.misses = 0
-        self._answers: OrderedDict[str, tuple[bytes, list]] = OrderedDict()
-        self._state = None
-        self._lock = threading.Lock()
-
-    def get(self, key: str, state) -> tuple[bytes, list] | None:
-        """The stored body and headers for `key`, or None."""
-        if not self.max_bytes:
-            return None
-        with self._lock:
-            if state != self._state:
-                self._clear(state)
-            answer = self._answers.get(key)
-            if answer is None:
-                self.misses += 1
-                return None
-            self._answers.move_to_end(key)
-            self.hits += 1
-            return answer
-
-    def put(self, key: str, state, body: bytes, headers: list) -> None:
-        """Keep an answer, evicting the least recently used beyond the byte budget."""
-        cost = len(body) + 512
-        if cost > self.max_bytes // 8:
-            return
-        with self._lock:
-            if state != self._state or key in self._answers:
-                return  # the content changed while this answer was rendered, or a twin stored it first
-            self._answers[key] = (body, headers)
-            self.size += cost
-            while self.size > self.max_bytes:
-                _, (old, _) = self._answers.popitem(last=False)
-                self.size -= len(old) + 512
-
-    def _clear(self, state) -> None:
-        self._answers.clear()
-        self.size = 0
-        self._state = state
-
-
 def _state() -> _State:
     return current_app.extensions["nexus.http"]
 
@@ -201,21 +165,93 @@ def _limit_query_string():
 
 
 def content_validators() -> tuple[str, dt.datetime, tuple]:
-    """(ETag value, Last-Modified, content state) of this request's answer under the current content.
+    """(ETag value, Last-Modified, content state) of this request's answer under the current content."""
+    return validators_for(current_app, request.environ, lambda: db.session.connection().execute(LAST_IMPORT).first())
+
+
+def validators_for(app: Flask, environ: dict, read_last_import) -> tuple[str, dt.datetime, tuple]:
+    """(ETag value, Last-Modified, content state) of the answer to the request `environ` describes.
 
     Derived from the release, the last committed import (id and time), the live index
-    directory and the full request URL. Read before the view runs, in the same database
-    transaction as the view's queries, so an answer is never older than its validators.
+    directory and the full request URL. An answer is never older than its validators: the
+    generation is read before the view's queries run.
     """
-    release, release_time = _state().current_release()
-    # Core rather than ORM: this runs on every request, even those answered from the page cache.
-    last = db.session.connection().execute(LAST_IMPORT).first()
-    generation, finished = (last.id, last.finished_at) if last else (0, None)
-    index_generation = _live_index_generation(current_app.instance_path)
-    key = f"{release}|{generation}|{index_generation}|{request.url}"
+    release, release_time = app.extensions["nexus.http"].current_release()
+    generation, finished = app.extensions["nexus.generation"].current(read_last_import)
+    index_generation = _live_index_generation(app.instance_path)
+    key = f"{release}|{generation}|{index_generation}|{get_current_url(environ)}"
     etag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     modified = max(finished, release_time) if finished else release_time
     return etag, modified.replace(microsecond=0), (release, generation, index_generation)
+
+
+class GenerationWatch:
+    """The content generation (id and finish time of the last import), read from the database only when it may have changed.
+
+    An import on this node writes `instance/generation` once it commits, which every worker
+    notices with one `stat`; an import on another node sharing the database is noticed by
+    reading the database at most every `interval` seconds (0: on every request, exact).
+    """
+
+    def __init__(self, instance_path, interval: float):
+        self.path = Path(instance_path) / GENERATION_FILE
+        self.interval = interval
+        self._seen = None
+        self._value: tuple[int, dt.datetime | None] = (0, None)
+        self._next_read = 0.0
+
+    def current(self, read_last_import) -> tuple[int, dt.datetime | None]:
+        """(generation, finished_at); `read_last_import()` gives the last ImportRun row (or None) when a read is due."""
+        try:
+            stat = os.stat(self.path)
+            seen = (stat.st_mtime_ns, stat.st_ino, stat.st_size)
+        except OSError:
+            seen = None
+        now = time.monotonic()
+        if self.interval <= 0 or seen != self._seen or now >= self._next_read:
+            last = read_last_import()
+            self._value = (last.id, last.finished_at) if last else (0, None)
+            self._seen, self._next_read = seen, now + self.interval
+        return self._value
+
+
+class CachedAnswers:
+    """WSGI: answer a plain GET or HEAD from the shared page cache before Flask runs.
+
+    A hit costs a `stat`, a `readlink` and one lookup in the cache file, so cached pages are
+    served at close to the speed of a hello-world app. Conditional requests, misses and
+    everything else go on to Flask, which renders, validates and fills the cache.
+    """
+
+    def __init__(self, app: Flask, wsgi_app):
+        self.app = app
+        self.wsgi_app = wsgi_app
+        self.skip = (app.static_url_path + "/", "/healthz")
+
+    def __call__(self, environ, start_response):
+        if (
+            environ.get("REQUEST_METHOD") in ("GET", "HEAD")
+            and not environ.get("PATH_INFO", "").startswith(self.skip)
+            and "HTTP_IF_NONE_MATCH" not in environ
+            and "HTTP_IF_MODIFIED_SINCE" not in environ
+            and len(environ.get("QUERY_STRING", "")) <= MAX_QUERY_STRING
+        ):
+            try:
+                etag = validators_for(self.app, environ, self._read_last_import)[0]
+            except Exception:  # noqa: BLE001 - say the database is down: Flask answers with the right error
+                etag = None
+            cached = self.app.extensions["nexus.page_cache"].get(etag) if etag else None
+            environ[CACHE_MISSED] = etag  # Flask need not look again
+            if cached is not None:
+                headers, body = cached
+                start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+                return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]
+        return self.wsgi_app(environ, start_response)
+
+    def _read_last_import(self):
+        """The last import's row, in an app context of its own (outside any request)."""
+        with self.app.app_context():
+            return db.session.connection().execute(LAST_IMPORT).first()
 
 
 def _live_index_generation(instance_path) -> str:
@@ -246,9 +282,11 @@ def _answer_conditional():
         response = Response(status=304)
         _set_validators(response, etag, modified)
         return response
-    cached = current_app.extensions["nexus.page_cache"].get(etag, state)
+    if request.environ.get(CACHE_MISSED) == etag:
+        return None
+    cached = current_app.extensions["nexus.page_cache"].get(etag)
     if cached is not None:
-        return Response(cached[0], status=200, headers=cached[1])
+        return Response(cached[1], status=200, headers=cached[0])
     return None
 
 
@@ -307,7 +345,7 @@ def _add_headers(response: Response) -> Response:
 
 
 def _keep(response: Response, validators: tuple) -> None:
-    """Store a freshly rendered answer in this worker's page cache."""
+    """Store a freshly rendered answer in the page cache the node's workers share."""
     cache = current_app.extensions["nexus.page_cache"]
     if (
         not cache.max_bytes
@@ -319,7 +357,7 @@ def _keep(response: Response, validators: tuple) -> None:
     ):
         return
     headers = [(k, v) for k, v in response.headers.items() if k != "Content-Length"]
-    cache.put(validators[0], validators[2], response.get_data(), headers)
+    cache.put(validators[0], "|".join(map(str, validators[2])), headers, response.get_data())
 
 
 def _fingerprint_static_url(endpoint: str, values: dict) -> None:

@@ -31,6 +31,8 @@ MARKDOWN_SUFFIXES = {".md", ".markdown"}
 VOCABULARY_FILE = "_tags.yml"
 INTRO_FILE = "_intro.md"
 LOCK_FILE = "import.lock"
+#: Written after each import that changed content, so this node's workers notice it with a `stat`.
+GENERATION_FILE = "generation"
 
 
 class ImportBusy(Exception):
@@ -203,6 +205,8 @@ def import_content(
     with lock:
         report = _sync(root, folder_tags, progress)
         generation = current_generation()
+        if report.changed:
+            announce_generation(instance_path, generation)
         if report.changed or search.check_index(instance_path)[0] != generation:
             rebuild_index(instance_path, generation)
             report.indexed = True
@@ -210,6 +214,14 @@ def import_content(
     report.seconds = time.monotonic() - started
     log.info("import of %s: %s (generation %s)", root, report.summary(), generation)
     return report
+
+
+def announce_generation(instance_path, generation: int) -> None:
+    """Tell this node's workers that an import committed, without their asking the database."""
+    path = Path(instance_path) / GENERATION_FILE
+    temporary = path.with_name(f".{GENERATION_FILE}.{os.getpid()}")
+    temporary.write_text(f"{generation}\n")
+    os.replace(temporary, path)
 
 
 def current_generation() -> int:

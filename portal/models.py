@@ -65,6 +65,18 @@ class Entry(db.Model):
         return f"<Entry {self.slug}>"
 
 
+# Listing orders: newest first (all entries, or one kind) and recently updated (the home page).
+Index("ix_entries_newest", Entry.sort_date.desc(), Entry.title)
+Index("ix_entries_kind_newest", Entry.kind, Entry.sort_date.desc(), Entry.title)
+# NULLS LAST is SQLite's default for DESC and cannot be spelled in its indexes; PostgreSQL needs it.
+Index("ix_entries_recently_updated", Entry.updated.desc(), Entry.modified_at.desc(), Entry.title).ddl_if(
+    dialect="sqlite"
+)
+Index(
+    "ix_entries_recently_updated_pg", Entry.updated.desc().nulls_last(), Entry.modified_at.desc(), Entry.title
+).ddl_if(dialect="postgresql")
+
+
 class Tag(db.Model):
     """A normalised tag (slug) with the name people see."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import Row
+
 from . import queries, search
 from .models import Entry
 
@@ -14,7 +16,7 @@ MAX_RELATED = 5
 class Related:
     """One related entry and why it is shown."""
 
-    entry: Entry
+    entry: Row  # slug, title and kind (queries.entry_refs)
     reason: str
 
 
@@ -30,7 +32,7 @@ def related_entries(entry: Entry, pool: search.SearcherPool, limit: int = MAX_RE
             similar = search.more_like(pool, entry.slug, entry.text, limit=limit)
         except search.IndexUnavailable:
             similar = []
-        for other in queries.entries_by_slugs([s for s in similar if s not in seen]):
+        for other in queries.entry_refs_by_slugs([s for s in similar if s not in seen]):
             chosen.append(Related(other, "similar content"))
             seen.add(other.slug)
     for other, names in weak:

@@ -169,7 +169,8 @@ def make_app(tmp_path, database_url):
         return app
 
     yield _make
-    for app in apps:  # close connections so the schema can be dropped
+    for app in apps:  # close searchers' files, and connections so the schema can be dropped
+        app.extensions["nexus.searchers"].close()
         with app.app_context():
             db.session.remove()
             db.engine.dispose()

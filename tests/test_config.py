@@ -48,12 +48,3 @@ def test_zero_configuration_app_uses_sqlite_in_the_instance_folder(make_app, tmp
     app = make_app()
     if database_url is None:
         assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/instance/nexus.sqlite3"
-    # A secret key is generated once and kept (readable by the owner only).
-    from portal import create_app
-
-    generated = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "fresh"), "INDEX_CHECK_SECONDS": 0})
-    key_file = tmp_path / "fresh" / "secret_key"
-    assert generated.config["SECRET_KEY"] == key_file.read_text().strip()
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    again = create_app({"TESTING": True, "INSTANCE_PATH": str(tmp_path / "fresh"), "INDEX_CHECK_SECONDS": 0})
-    assert again.config["SECRET_KEY"] == generated.config["SECRET_KEY"]

@@ -368,17 +368,26 @@ def test_gunicorn_config_keeps_debug_tools_and_proxy_trust_off(monkeypatch):
     assert "%(r)s" in settings["access_log_format"] and "%(s)s" in settings["access_log_format"]
 
 
-def test_a_generated_secret_key_is_logged_and_kept(make_app, content_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="portal"):
-        app = make_app(content_dir, SECRET_KEY=None)
-    assert "NEXUS_SECRET_KEY is not set" in caplog.text
+def test_production_start_up_without_a_secret_key_is_a_clear_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXUS_", "FLASK_"))}
+    env.update(NEXUS_INSTANCE_PATH=str(tmp_path / "instance"))
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)  # fmt: skip
+    assert result.returncode != 0
+    assert "No secret key: set NEXUS_SECRET_KEY" in result.stderr and "flask --app portal secret-key" in result.stderr
+
+
+def test_the_secret_key_command_creates_a_private_key_file_once(make_app, content_dir):
+    app = make_app(content_dir, SECRET_KEY=None)
+    assert app.config["SECRET_KEY"] is None  # nothing is generated behind the operator's back
     key_file = Path(app.instance_path) / "secret_key"
-    assert app.config["SECRET_KEY"] == key_file.read_text().strip()
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="portal"):
-        again = make_app(content_dir, SECRET_KEY=None)
-    assert again.config["SECRET_KEY"] == app.config["SECRET_KEY"] and caplog.text == ""
+    assert not key_file.exists()
+    result = app.test_cli_runner().invoke(args=["secret-key"])
+    assert result.exit_code == 0 and f"created {key_file}" in result.output
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_text().strip()) == 64
+    key = key_file.read_text()
+    again = app.test_cli_runner().invoke(args=["secret-key"])
+    assert again.exit_code == 0 and f"kept {key_file}" in again.output and key_file.read_text() == key
+    assert make_app(content_dir, SECRET_KEY=None).config["SECRET_KEY"] == key.strip()
 
 
 # --- /healthz ----------------------------------------------------------------------
@@ -427,11 +436,13 @@ def test_pages_are_rendered_once_per_import_and_served_from_the_cache(cached_app
     client = cached_app.test_client()
     first = client.get("/entries/technologies/celery")
     second = client.get("/entries/technologies/celery")
-    assert (cache.misses, cache.hits) == (1, 1)
+    assert (cache.misses, cache.stores, cache.hits) == (1, 1, 1)
     assert second.data == first.data and second.headers["ETag"] == first.headers["ETag"]
     assert second.headers["Content-Security-Policy"] == first.headers["Content-Security-Policy"]
+    assert second.headers["Cache-Control"] == first.headers["Cache-Control"] == "no-cache"
     assert second.headers["Content-Length"] == str(len(first.data))
-    assert client.head("/entries/technologies/celery").data == b"" and cache.hits == 2
+    head = client.head("/entries/technologies/celery")
+    assert head.data == b"" and head.headers["Content-Length"] == str(len(first.data)) and cache.hits == 2
 
     # An import changes the state: the next answer is rendered anew and is never stale.
     write_entry(content_dir, "technologies/celery.md", "---\ntitle: Celery, revised\n---\nZeppelins.\n")
@@ -439,6 +450,23 @@ def test_pages_are_rendered_once_per_import_and_served_from_the_cache(cached_app
     third = client.get("/entries/technologies/celery")
     assert b"Celery, revised" in third.data and third.headers["ETag"] != first.headers["ETag"]
     assert cache.hits == 2
+
+
+def test_a_cached_page_still_answers_conditional_requests_with_304(cached_app):
+    client = cached_app.test_client()
+    etag = client.get("/tags/celery").headers["ETag"]
+    assert client.get("/tags/celery").status_code == 200  # from the cache
+    again = client.get("/tags/celery", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.data == b"" and again.headers["ETag"] == etag
+
+
+def test_workers_of_one_node_share_the_pages_they_render(cached_app, make_app, content_dir):
+    other_worker = make_app(content_dir, PAGE_CACHE_MB=1)  # same instance folder, as gunicorn's workers
+    rendered = cached_app.test_client().get("/search?q=celery")
+    served = other_worker.test_client().get("/search?q=celery")
+    cache = other_worker.extensions["nexus.page_cache"]
+    assert (cache.hits, cache.stores) == (1, 0)
+    assert served.data == rendered.data and served.headers["ETag"] == rendered.headers["ETag"]
 
 
 def test_the_page_cache_keeps_answers_apart_by_url_and_host(cached_app):
@@ -451,16 +479,71 @@ def test_the_page_cache_keeps_answers_apart_by_url_and_host(cached_app):
 
 
 def test_the_page_cache_skips_errors_and_stays_within_its_budget(make_app, content_dir):
-    app = make_app(content_dir, PAGE_CACHE_MB=0.05)  # 52 KB: a few pages
+    app = make_app(content_dir, PAGE_CACHE_MB=0.035)  # 36 KB: less than these answers; one may take a quarter
     do_import(app, content_dir)
     cache = app.extensions["nexus.page_cache"]
     client = app.test_client()
     assert client.get("/entries/nope").status_code == 404
-    assert client.get("/entries/nope").status_code == 404 and cache.hits == 0
+    assert client.get("/entries/nope").status_code == 404 and cache.hits == 0 and cache.stores == 0
+    sizes = {url: len(client.get(url).data) for url in PAGES + API}
+    assert cache.stores == len(PAGES + API) and sum(sizes.values()) > cache.max_bytes
+    assert 0 < cache.size() <= cache.max_bytes
+    assert client.get(API[-1]).status_code == 200 and cache.hits == 1  # the newest answer stayed
+    assert client.get(PAGES[0]).status_code == 200 and cache.hits == 1  # the oldest made room
+
+
+def test_an_import_drops_the_answers_of_the_old_content(cached_app, content_dir):
+    cache = cached_app.extensions["nexus.page_cache"]
+    client = cached_app.test_client()
     for url in PAGES:
         client.get(url)
-    assert 0 < cache.size <= cache.max_bytes
+    before = cache.size()
+    write_entry(content_dir, "concepts/new.md", "# New\n\nFresh.\n")
+    do_import(cached_app, content_dir)
+    client.get("/")
+    assert 0 < cache.size() < before
+
+
+def test_a_corrupt_cache_file_is_replaced_and_never_fails_a_request(cached_app, caplog):
+    client = cached_app.test_client()
+    first = client.get("/tags/celery")
+    path = Path(cached_app.instance_path) / http.PAGE_CACHE_FILE
+    cache = cached_app.extensions["nexus.page_cache"]
+    cache._local.pid = None  # as a worker started after the damage would
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.write_bytes(b"not a database" * 100)
+    with caplog.at_level(logging.WARNING, logger="portal.page_cache"):
+        again = client.get("/tags/celery")
+    assert again.status_code == 200 and again.data == first.data
+    assert "page cache" in caplog.text
+    client.get("/tags/celery")
+    assert client.get("/tags/celery").data == first.data and cache.hits >= 1
 
 
 def test_the_page_cache_is_off_in_tests_unless_asked_for(app):
     assert app.extensions["nexus.page_cache"].max_bytes == 0
+
+
+def test_an_import_on_this_node_is_seen_at_once_and_another_nodes_within_the_interval(make_app, content_dir):
+    app = make_app(content_dir, PAGE_CACHE_MB=1, INDEX_CHECK_SECONDS=3600)
+    do_import(app, content_dir)
+    client = app.test_client()
+    first = client.get("/entries/technologies/celery").headers["ETag"]
+    write_entry(content_dir, "technologies/celery.md", "# Celery\n\nChanged here.\n")
+    do_import(app, content_dir)  # this node's importer announces the generation
+    changed = client.get("/entries/technologies/celery")
+    assert b"Changed here" in changed.data and changed.headers["ETag"] != first
+
+    # Another node's import changes only the database: seen when the interval has passed.
+    watch = app.extensions["nexus.generation"]
+    with app.app_context():
+        db.session.execute(
+            db.text(
+                "INSERT INTO import_runs (started_at, finished_at, added, updated, unchanged, deleted, errors, entries) SELECT started_at, finished_at, 0, 1, 0, 0, 0, entries FROM import_runs"
+            )
+        )
+        db.session.commit()
+    assert client.get("/entries/technologies/celery").headers["ETag"] == changed.headers["ETag"]
+    watch._next_read = 0  # the interval has passed
+    assert client.get("/entries/technologies/celery").headers["ETag"] != changed.headers["ETag"]

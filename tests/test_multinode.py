@@ -96,6 +96,7 @@ def test_two_importers_on_different_nodes_do_not_run_at_once(tmp_path, content_d
             assert do_import(node_b, content_dir).added  # free again once A lets go
         finally:
             for node in nodes:
+                node.extensions["nexus.searchers"].close()
                 with node.app_context():
                     db.session.remove()
                     db.engine.dispose()

@@ -198,6 +198,7 @@ def corpus_app(root: Path, backend: str, extra: dict[str, str] | None = None):
         try:
             yield app
         finally:
+            app.extensions["nexus.searchers"].close()
             with app.app_context():
                 db.session.remove()
                 db.engine.dispose()

@@ -74,7 +74,8 @@ def shipped_app(tmp_path_factory):
         report = import_content(SHIPPED_CONTENT, app.instance_path)
         assert not report.errors, report.errors
         db.session.remove()
-    return app
+    yield app
+    app.extensions["nexus.searchers"].close()
 
 
 @pytest.fixture(scope="session")
