@@ -44,8 +44,8 @@ LAST_IMPORT = select(ImportRun.id, ImportRun.finished_at).order_by(ImportRun.id.
 #: (off under TESTING).
 PAGE_CACHE_MB = 128
 PAGE_CACHE_FILE = "page-cache.sqlite3"
-#: WSGI environ key: CachedAnswers looked this ETag up and found nothing.
-CACHE_MISSED = "nexus.page_cache.missed"
+#: WSGI environ key: the validators CachedAnswers computed (and found nothing cached under).
+VALIDATORS_KEY = "nexus.validators"
 
 #: Everything comes from this origin. Scripts and styles only from files (no inline code):
 #: vendored libraries under /static/vendor are covered by 'self'. Images may be linked from
@@ -237,12 +237,13 @@ class CachedAnswers:
             and len(environ.get("QUERY_STRING", "")) <= MAX_QUERY_STRING
         ):
             try:
-                etag = validators_for(self.app, environ, self._read_last_import)[0]
+                validators = validators_for(self.app, environ, self._read_last_import)
             except Exception:  # noqa: BLE001 - say the database is down: Flask answers with the right error
-                etag = None
-            cached = self.app.extensions["nexus.page_cache"].get(etag) if etag else None
-            environ[CACHE_MISSED] = etag  # Flask need not look again
-            if cached is not None:
+                return self.wsgi_app(environ, start_response)
+            cached = self.app.extensions["nexus.page_cache"].get(validators[0])
+            if cached is None:
+                environ[VALIDATORS_KEY] = validators  # Flask need not compute them or look again
+            else:
                 headers, body = cached
                 start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
                 return [b""] if environ["REQUEST_METHOD"] == "HEAD" else [body]
@@ -271,8 +272,10 @@ def _answer_conditional():
     """Answer 304 at once when the client's copy is current; otherwise remember the validators."""
     if request.method not in ("GET", "HEAD") or request.endpoint in UNVALIDATED_ENDPOINTS or request.endpoint is None:
         return None
-    etag, modified, state = content_validators()
+    looked_up = request.environ.get(VALIDATORS_KEY)
+    etag, modified, state = looked_up or content_validators()
     g.nexus_validators = (etag, modified, state)
+    g.nexus_generation = state[1]  # what queries.tag_graph() loads for
     if request.if_none_match:
         fresh = request.if_none_match.contains_weak(etag) or request.if_none_match.star_tag
     else:
@@ -282,8 +285,8 @@ def _answer_conditional():
         response = Response(status=304)
         _set_validators(response, etag, modified)
         return response
-    if request.environ.get(CACHE_MISSED) == etag:
-        return None
+    if looked_up:
+        return None  # CachedAnswers found nothing under this ETag
     cached = current_app.extensions["nexus.page_cache"].get(etag)
     if cached is not None:
         return Response(cached[1], status=200, headers=cached[0])

@@ -11,6 +11,7 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, select
 
 from . import graph
+from .importer import current_generation
 from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags
 
 KIND_LABELS = {
@@ -201,11 +202,9 @@ def backlinks(entry: Entry) -> list:
 
 
 def content_generation() -> int:
-    """The id of the last committed import (0 before the first), read once per request."""
-    validators = g.get("nexus_validators")
-    if validators is not None:
-        return validators[2][1]
-    return db.session.scalar(select(ImportRun.id).order_by(ImportRun.id.desc()).limit(1)) or 0
+    """The generation this request's validators were computed for (see http.py), else the database's."""
+    generation = g.get("nexus_generation")
+    return current_generation() if generation is None else generation
 
 
 def tag_graph() -> graph.TagGraph:
@@ -213,42 +212,27 @@ def tag_graph() -> graph.TagGraph:
     return current_app.extensions["nexus.graph"].get(db.session, content_generation())
 
 
-def entry_refs(ids: list[int]) -> list:
-    """Slug, title and kind of entries, in the order of `ids` (missing ones left out)."""
-    if not ids:
-        return []
-    found = {
-        row.id: row
-        for row in db.session.execute(select(Entry.id, Entry.slug, Entry.title, Entry.kind).where(Entry.id.in_(ids)))
-    }
-    return [found[i] for i in ids if i in found]
-
-
-def entry_refs_by_slugs(slugs: list[str]) -> list:
-    """Slug, title and kind of entries, in the order of `slugs` (missing ones left out)."""
-    if not slugs:
-        return []
-    found = {
-        row.slug: row
-        for row in db.session.execute(
-            select(Entry.id, Entry.slug, Entry.title, Entry.kind).where(Entry.slug.in_(slugs))
-        )
-    }
-    return [found[s] for s in slugs if s in found]
+def entry_refs(keys, column=Entry.id) -> dict:
+    """key -> (id, slug, title, kind) row of the entries whose `column` is one of `keys`; enough to link to them."""
+    keys = [key for key in keys if key is not None]
+    if not keys:
+        return {}
+    rows = db.session.execute(select(Entry.id, Entry.slug, Entry.title, Entry.kind).where(column.in_(keys)))
+    return {getattr(row, column.key): row for row in rows}
 
 
 def neighbours(entry: Entry) -> tuple:
     """The previous (older) and next (newer) entry of the same kind, as references."""
     older, newer = tag_graph().neighbours(entry.id)
-    found = {row.id: row for row in entry_refs([i for i in (older, newer) if i is not None])}
+    found = entry_refs([older, newer])
     return found.get(older), found.get(newer)
 
 
 def related_by_tags(entry: Entry, limit: int = 5) -> list[tuple]:
     """Entries sharing the most tags with this one (newest first among equals), with the shared tag names."""
     ranked = tag_graph().related(entry.id, limit)
-    refs = {row.id: row for row in entry_refs([i for i, _ in ranked])}
-    return [(refs[i], names) for i, names in ranked if i in refs]
+    found = entry_refs([i for i, _ in ranked])
+    return [(found[i], names) for i, names in ranked if i in found]
 
 
 def site_text(key: str) -> str | None:

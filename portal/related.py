@@ -32,9 +32,10 @@ def related_entries(entry: Entry, pool: search.SearcherPool, limit: int = MAX_RE
             similar = search.more_like(pool, entry.slug, entry.text, limit=limit)
         except search.IndexUnavailable:
             similar = []
-        for other in queries.entry_refs_by_slugs([s for s in similar if s not in seen]):
-            chosen.append(Related(other, "similar content"))
-            seen.add(other.slug)
+        found = queries.entry_refs([s for s in similar if s not in seen], column=Entry.slug)
+        for slug in (s for s in similar if s in found):
+            chosen.append(Related(found[slug], "similar content"))
+            seen.add(slug)
     for other, names in weak:
         if len(chosen) >= limit:
             break

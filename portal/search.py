@@ -276,9 +276,6 @@ def open_index(directory: Path):
 # --- per-worker searchers -----------------------------------------------------------
 
 
-_OPEN_LOCK = threading.Lock()
-
-
 class SearcherPool:
     """One open searcher per thread of a worker, reopened only when the index changed."""
 
@@ -287,6 +284,7 @@ class SearcherPool:
         self._local = threading.local()
         self.opened = 0  # how many times this process opened an index (for tests and benchmarks)
         self._open: list = []  # (searcher, index) of every thread, so that close() reaches them all
+        self._open_lock = threading.Lock()
         self._cache: dict = {}
         self._cache_generation = None
 
@@ -317,13 +315,13 @@ class SearcherPool:
             state.generation = index_generation(directory)
             state.tags = _load_doc_tags(state.searcher)
             self.opened += 1
-            with _OPEN_LOCK:
+            with self._open_lock:
                 self._open.append((state.searcher, ix))
         return state.searcher, state.tags, state.generation
 
     def close(self) -> None:
         """Close every thread's searcher and its open files (an app being thrown away)."""
-        with _OPEN_LOCK:
+        with self._open_lock:
             handles, self._open = self._open, []
         for searcher, ix in handles:
             _close_quietly(searcher, ix)
@@ -332,7 +330,7 @@ class SearcherPool:
         """Close this thread's searcher (after a swap); a forked child leaves its parent's alone."""
         searcher = getattr(state, "searcher", None)
         if searcher is not None and getattr(state, "pid", None) == os.getpid():
-            with _OPEN_LOCK:
+            with self._open_lock:
                 self._open = [(s, ix) for s, ix in self._open if s is not searcher]
             _close_quietly(searcher, state.index)
         state.searcher = None
