@@ -361,7 +361,8 @@ def more_like(pool: SearcherPool, slug: str, text: str, limit: int = 5) -> list[
     key = ("more_like", slug, limit)
     if key not in cache:
         docnum = searcher.document_number(slug=slug)
-        if docnum is None:
+        if docnum is None or not text.strip():
+            # No text to compare: Whoosh would fall back to the stored body, which is not stored.
             cache[key] = []
         else:
             hits = searcher.more_like(docnum, "body", text=text, top=limit, numterms=15)

@@ -183,6 +183,16 @@ def test_related_entries_give_a_reason(imported_app, content_dir):
     assert set(dict(items)) >= {"technologies/redis", "challenges/slow-reports"}
 
 
+@pytest.mark.parametrize("markdown", ["# Only a title\n", "---\ntags: [celery]\n---\n# Only a title\n"])
+def test_an_entry_with_no_body_still_has_a_page(imported_app, content_dir, markdown):
+    write_entry(content_dir, "concepts/stub.md", markdown)
+    do_import(imported_app, content_dir)
+    client = imported_app.test_client()
+    page = client.get("/entries/concepts/stub")
+    assert page.status_code == 200 and "Only a title" in page.get_data(as_text=True)
+    assert client.get("/api/entries/concepts/stub").get_json()["title"] == "Only a title"
+
+
 @pytest.mark.parametrize(
     "markdown",
     [
