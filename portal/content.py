@@ -40,21 +40,29 @@ H1_RE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 FENCE_RE = re.compile(r"^\s*(```|~~~)")
 
 
-class _FrontMatterLoader(yaml.SafeLoader):
-    """YAML without implicit dates, so a bad date is reported by key and line, not as a crash."""
+def _without_dates(loader: type) -> type:
+    """`loader` with no implicit dates, so a bad date is reported by key and line, not as a crash."""
+    resolvers = {
+        first: [(tag, regexp) for tag, regexp in found if tag != "tag:yaml.org,2002:timestamp"]
+        for first, found in loader.yaml_implicit_resolvers.items()
+    }
+    return type(f"Dateless{loader.__name__}", (loader,), {"yaml_implicit_resolvers": resolvers})
 
 
-_FrontMatterLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+#: libyaml's parser (PyYAML's wheels ship it) reads front matter several times faster than
+#: PyYAML's own, whose error messages point at the line to fix: it reads only what libyaml refused.
+_FAST_LOADER = _without_dates(getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+_CLEAR_LOADER = _without_dates(yaml.SafeLoader)
 
 
 class _FrontMatterHandler(frontmatter.YAMLHandler):
-    """python-frontmatter's YAML handler, with our loader and a check that the result is a mapping."""
+    """python-frontmatter's YAML handler, with our loaders and a check that the result is a mapping."""
 
     def load(self, fm, **kwargs):
-        data = yaml.load(fm, Loader=_FrontMatterLoader)  # noqa: S506 - a SafeLoader subclass  # nosec B506
+        try:
+            data = yaml.load(fm, Loader=_FAST_LOADER)  # noqa: S506 - SafeLoader subclasses  # nosec B506
+        except yaml.YAMLError:
+            data = yaml.load(fm, Loader=_CLEAR_LOADER)  # noqa: S506  # nosec B506
         if data is not None and not isinstance(data, dict):
             raise _NotAMapping
         return data or {}

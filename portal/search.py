@@ -24,7 +24,15 @@ from itertools import chain
 from pathlib import Path
 
 from whoosh import fields, highlight, index, query, scoring
-from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StemFilter, StopFilter
+from whoosh.analysis import (
+    CompositeAnalyzer,
+    Filter,
+    LowercaseFilter,
+    RegexTokenizer,
+    StemFilter,
+    StopFilter,
+    Token,
+)
 from whoosh.filedb.filestore import FileStorage
 from whoosh.qparser import FieldAliasPlugin, MultifieldParser, PlusMinusPlugin
 
@@ -38,6 +46,7 @@ MAX_QUERY_CHARS = 500
 MAX_QUERY_TERMS = 32
 MAX_PER_PAGE = 50
 WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
+WORD_RE = re.compile(WORD_PATTERN)
 SPLIT_RE = re.compile(r"[-+/.#_]+")
 SPELL_RE = re.compile(r"[^\W\d_]{3,}")  # the words typo correction knows
 SEARCH_FIELDS = ("title", "summary", "headings", "tags", "body")
@@ -79,15 +88,83 @@ class CompoundFilter(Filter):
             shift += len(parts) - 1
 
 
+class TextAnalyzer(CompositeAnalyzer):
+    """The text pipeline, with indexing sped up by remembering what each word becomes.
+
+    Every filter in the pipeline works on one word at a time, so indexing looks each distinct
+    word up once (its output terms and how many positions it takes) instead of passing every
+    occurrence through five generators: that halves the analysis part of an index build.
+    Queries, highlighting and anything else unusual take the pipeline itself.
+    """
+
+    MAX_WORDS = 200_000  # remembered words; the table starts again when it is full
+
+    #: Keyword arguments the fast path supports only at these values.
+    _PLAIN = {
+        "chars": False,
+        "keeporiginal": False,
+        "removestops": True,
+        "start_pos": 0,
+        "tokenize": True,
+        "no_morph": False,
+    }
+
+    def __init__(self):
+        super().__init__(
+            RegexTokenizer(WORD_PATTERN),
+            LowercaseFilter(),
+            StopFilter(minsize=1),
+            CompoundFilter(),  # after StopFilter, which renumbers positions
+            StemFilter(cachesize=50000),
+        )
+        self._words: dict[str, tuple[int, tuple]] = {}
+
+    def __getstate__(self):
+        return {key: value for key, value in self.__dict__.items() if key != "_words"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._words = {}
+
+    def __call__(self, value, positions=False, mode="", **kwargs):
+        plain = all(kwargs.get(flag, default) == default for flag, default in self._PLAIN.items())
+        if mode != "index" or not plain or not isinstance(value, str):
+            return super().__call__(value, positions=positions, mode=mode, **kwargs)
+        return self._indexed_tokens(value, positions, kwargs.get("boosts", False))
+
+    def _indexed_tokens(self, value: str, positions: bool, boosts: bool):
+        """The pipeline's tokens for indexing `value`, from the per-word table."""
+        words = self._words
+        if len(words) > self.MAX_WORDS:
+            words.clear()
+        token = Token(positions, False, removestops=True, mode="index", boosts=boosts)
+        token.boost, token.stopped = 1.0, False
+        pos = None  # like StopFilter: the first kept word keeps its position, later ones close up
+        for number, raw in enumerate(WORD_RE.findall(value)):
+            known = words.get(raw)
+            if known is None:
+                known = words[raw] = self._analyze_word(raw)
+            width, terms = known
+            if not width:
+                continue
+            if pos is None:
+                pos = number
+            for offset, text in terms:
+                token.text = text
+                if positions:
+                    token.pos = pos + offset
+                yield token
+            pos += width
+
+    def _analyze_word(self, raw: str) -> tuple[int, tuple]:
+        """(positions taken, ((offset, term), ...)) for one word, from the pipeline itself."""
+        terms = tuple((t.pos, t.text) for t in super().__call__(raw, positions=True, mode="index"))
+        return (terms[-1][0] + 1 if terms else 0), terms
+
+
 def text_analyzer():
     """Stemmed English text that keeps technical tokens findable as typed."""
-    return (
-        RegexTokenizer(WORD_PATTERN)
-        | LowercaseFilter()
-        | StopFilter(minsize=1)
-        | CompoundFilter()  # after StopFilter, which renumbers positions
-        | StemFilter(cachesize=50000)
-    )
+    return TextAnalyzer()
 
 
 def spelling_analyzer():

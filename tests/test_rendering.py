@@ -90,6 +90,21 @@ def test_first_paragraph_skips_headings_and_nested_paragraphs():
     assert rendered.first_paragraph == "The real first paragraph."
 
 
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        ("## Install & run\n\nUse `a < b` &amp; *go*.\n", "Install & run Use a < b & go."),  # no "#" permalinks
+        ('<abbr title="a > b">ORM</abbr> maps rows\n', "ORM maps rows"),  # ">" inside an attribute
+        ("Caf&eacute; &#169; &copy;\n", "Café © ©"),
+        ("| a | b |\n|---|---|\n| 1 | 2 |\n", "a b 1 2"),
+        ("- one\n- two\n\n<script>alert(1)</script>\n", "one two"),
+        ("See [the docs](https://example.com), then **re**run.\n", "See the docs, then rerun."),
+    ],
+)
+def test_plain_text_is_the_text_a_reader_sees(source, text):
+    assert render(source).text == text
+
+
 def test_links_to_other_entries_resolve_relative_to_the_entry_url():
     slugs = {"concepts/erd.md": "concepts/erd", "[[caching]]": "concepts/caching"}
     rendered = render(

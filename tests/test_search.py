@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 from pathlib import Path
 
 import pytest
+from whoosh.analysis import CompositeAnalyzer
 
 from portal import create_app, queries
 from portal.models import db
-from portal.search import MAX_QUERY_CHARS, MAX_QUERY_TERMS, clean_query, run_search, suggest_titles
+from portal.search import (
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TERMS,
+    TextAnalyzer,
+    clean_query,
+    run_search,
+    suggest_titles,
+)
 
 from .conftest import BACKENDS, SAMPLE_ENTRIES, do_import, postgres_schema, write_entry
 
@@ -470,6 +479,40 @@ def test_technical_tokens_do_not_match_their_parts_apart(search_app):
     # "We select the related rows": select and related, but not select_related
     assert "concepts/sql-joins" in slugs(search(search_app, "select related"))
     assert "concepts/sql-joins" not in slugs(search(search_app, "select_related"))
+
+
+def pipeline_terms(analyzer, text, **options):
+    return [(t.text, t.pos) for t in CompositeAnalyzer.__call__(analyzer, text, mode="index", **options)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "the a of",  # nothing but stop words
+        "When the index recovers, pagination matters",  # leading stop words keep their positions
+        "docker-compose up, then the N+1 queries and select_related",
+        "The docker-compose.yml of a C# or C++ service",
+        "async/await in Python 3.11: asyncio.gather() vs. await",
+        "Running running runs RUN ran",  # stems, case
+        "Ünïcode café naïve façade",
+        "a-b-c x.y.z 1+1 foo#bar",
+        "Celery Celery celery " * 50,  # repeated words come from the table
+    ],
+)
+def test_indexing_analyzes_text_exactly_as_the_pipeline(text):
+    analyzer = TextAnalyzer()
+    for _ in range(2):  # the second pass reads every word from the table
+        fast = [(t.text, t.pos) for t in analyzer(text, positions=True, mode="index")]
+        assert fast == pipeline_terms(analyzer, text, positions=True)
+
+
+def test_a_pickled_analyzer_leaves_its_table_behind():
+    analyzer = TextAnalyzer()
+    list(analyzer("celery workers", positions=True, mode="index"))
+    copy = pickle.loads(pickle.dumps(analyzer))
+    assert copy == analyzer and not copy._words
+    assert [t.text for t in copy("celery workers", mode="index")] == ["celeri", "worker"]
 
 
 # --- bad input -------------------------------------------------------------------------------------
