@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-from whoosh import fields, highlight, index, query, scoring
+from whoosh import collectors, fields, highlight, index, query, scoring
 from whoosh.analysis import (
     CompositeAnalyzer,
     Filter,
@@ -48,6 +48,7 @@ MAX_PER_PAGE = 50
 WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
 WORD_RE = re.compile(WORD_PATTERN)
 SPLIT_RE = re.compile(r"[-+/.#_]+")
+SPLIT_BYTES_RE = re.compile(rb"[-+/.#_]")
 SPELL_RE = re.compile(r"[^\W\d_]{3,}")  # the words typo correction knows
 SEARCH_FIELDS = ("title", "summary", "headings", "tags", "body")
 FIELD_BOOSTS = {"title": 6.0, "tags": 4.0, "headings": 2.5, "summary": 2.0, "body": 1.0}
@@ -89,25 +90,17 @@ class CompoundFilter(Filter):
 
 
 class TextAnalyzer(CompositeAnalyzer):
-    """The text pipeline, with indexing sped up by remembering what each word becomes.
+    """The text pipeline, sped up by remembering what each word becomes.
 
-    Every filter in the pipeline works on one word at a time, so indexing looks each distinct
-    word up once (its output terms and how many positions it takes) instead of passing every
-    occurrence through five generators: that halves the analysis part of an index build.
-    Queries, highlighting and anything else unusual take the pipeline itself.
+    Every filter in the pipeline works on one word at a time (only positions carry over), so
+    each distinct word goes through the five generators once and every later occurrence is looked
+    up: that halves the analysis part of an index build, and makes the re-reading of each hit's
+    text for its snippet several times faster. Unusual options take the pipeline itself.
     """
 
     MAX_WORDS = 200_000  # remembered words; the table starts again when it is full
-
-    #: Keyword arguments the fast path supports only at these values.
-    _PLAIN = {
-        "chars": False,
-        "keeporiginal": False,
-        "removestops": True,
-        "start_pos": 0,
-        "tokenize": True,
-        "no_morph": False,
-    }
+    #: Keyword arguments the table supports only at these values.
+    PLAIN_OPTIONS = {"keeporiginal": False, "start_pos": 0, "start_char": 0, "tokenize": True, "no_morph": False}
 
     def __init__(self):
         super().__init__(
@@ -117,7 +110,7 @@ class TextAnalyzer(CompositeAnalyzer):
             CompoundFilter(),  # after StopFilter, which renumbers positions
             StemFilter(cachesize=50000),
         )
-        self._words: dict[str, tuple[int, tuple]] = {}
+        self._words: dict[tuple[str, str], tuple[bool, tuple]] = {}
 
     def __getstate__(self):
         return {key: value for key, value in self.__dict__.items() if key != "_words"}
@@ -126,40 +119,53 @@ class TextAnalyzer(CompositeAnalyzer):
         self.__dict__.update(state)
         self._words = {}
 
-    def __call__(self, value, positions=False, mode="", **kwargs):
-        plain = all(kwargs.get(flag, default) == default for flag, default in self._PLAIN.items())
-        if mode != "index" or not plain or not isinstance(value, str):
-            return super().__call__(value, positions=positions, mode=mode, **kwargs)
-        return self._indexed_tokens(value, positions, kwargs.get("boosts", False))
+    def __call__(self, value, positions=False, chars=False, removestops=True, mode="", boosts=False, **kwargs):
+        plain = all(kwargs.get(name, default) == default for name, default in self.PLAIN_OPTIONS.items())
+        if not plain or not isinstance(value, str) or set(kwargs) - set(self.PLAIN_OPTIONS):
+            options = {"positions": positions, "chars": chars, "removestops": removestops, "boosts": boosts}
+            return super().__call__(value, mode=mode, **options, **kwargs)
+        return self._tokens(value, positions, chars, removestops, mode, boosts)
 
-    def _indexed_tokens(self, value: str, positions: bool, boosts: bool):
-        """The pipeline's tokens for indexing `value`, from the per-word table."""
+    def _tokens(self, value: str, positions: bool, chars: bool, removestops: bool, mode: str, boosts: bool):
+        """The pipeline's tokens for `value`, from the per-word table."""
         words = self._words
         if len(words) > self.MAX_WORDS:
             words.clear()
-        token = Token(positions, False, removestops=True, mode="index", boosts=boosts)
-        token.boost, token.stopped = 1.0, False
-        pos = None  # like StopFilter: the first kept word keeps its position, later ones close up
-        for number, raw in enumerate(WORD_RE.findall(value)):
-            known = words.get(raw)
+        token = Token(positions, chars, removestops=removestops, mode=mode, boosts=boosts)
+        token.boost = 1.0
+        # Positions as StopFilter and CompoundFilter number them: the first kept word keeps its
+        # place and later kept words close up; a stop word (when kept) keeps its own place;
+        # a compound's parts push everything after them along.
+        kept, shift = None, 0
+        matches = WORD_RE.finditer(value) if chars else WORD_RE.findall(value)
+        for number, match in enumerate(matches):
+            raw = match.group() if chars else match
+            known = words.get((raw, mode))
             if known is None:
-                known = words[raw] = self._analyze_word(raw)
-            width, terms = known
-            if not width:
-                continue
-            if pos is None:
-                pos = number
-            for offset, text in terms:
+                known = words[raw, mode] = self._analyze_word(raw, mode)
+            stopped, terms = known
+            if stopped:
+                if removestops:
+                    continue
+                base = number + shift
+            else:
+                kept = number if kept is None else kept + 1
+                base = kept + shift
+                shift += terms[-1][0]
+            token.stopped = stopped
+            for offset, text, start, end in terms:
                 token.text = text
                 if positions:
-                    token.pos = pos + offset
+                    token.pos = base + offset
+                if chars:
+                    token.startchar, token.endchar = match.start() + start, match.start() + end
                 yield token
-            pos += width
 
-    def _analyze_word(self, raw: str) -> tuple[int, tuple]:
-        """(positions taken, ((offset, term), ...)) for one word, from the pipeline itself."""
-        terms = tuple((t.pos, t.text) for t in super().__call__(raw, positions=True, mode="index"))
-        return (terms[-1][0] + 1 if terms else 0), terms
+    def _analyze_word(self, raw: str, mode: str) -> tuple[bool, tuple]:
+        """(is it a stop word, ((position offset, term, start, end), ...)) for one word, from the pipeline."""
+        tokens = super().__call__(raw, positions=True, chars=True, removestops=False, mode=mode)
+        terms = tuple((t.pos, t.text, t.startchar, t.endchar, t.stopped) for t in tokens)
+        return terms[0][4], tuple(term[:4] for term in terms)
 
 
 def text_analyzer():
@@ -521,7 +527,31 @@ def parse(schema, text: str):
             parsed = None
     if parsed is None or isinstance(parsed, query.qcore._NullQuery):
         return None
-    return expand_aliases(split_phrase_compounds(parsed, schema, text), schema)
+    return expand_aliases(split_phrase_compounds(word_prefixes(parsed), schema, text), schema)
+
+
+class WordPrefix(query.Prefix):
+    """`load*`: the words that start with `load`, not also every compound that does (`load_event`).
+
+    A compound's parts are indexed as well, so its first part already matches the prefix. Expanding
+    to hundreds of compounds made one such search take seconds at 10,000 entries. A prefix that
+    has a separator in it (`select_rel*`) still expands to compounds.
+    """
+
+    def _btexts(self, ixreader):
+        words = super()._btexts(ixreader)
+        if SPLIT_RE.search(self.text):
+            return words
+        return (word for word in words if not SPLIT_BYTES_RE.search(word))
+
+
+def word_prefixes(q):
+    """The query with each prefix term expanding to words only (see `WordPrefix`)."""
+    if type(q) is query.Prefix:
+        return WordPrefix(q.fieldname, q.text, boost=q.boost, constantscore=q.constantscore)
+    if q.is_leaf():
+        return q
+    return q.apply(word_prefixes)
 
 
 def split_phrase_compounds(q, schema, text: str):
@@ -660,21 +690,14 @@ def _search_once(searcher, doc_tags, text, page, per_page, sort, tags_all, tags_
     if q is None:
         return SearchOutcome(query=text, hits=[], total=0, page=page, per_page=per_page)
     sortedby, reverse = {"newest": ("date", True), "title": ("title_sort", False)}.get(sort, (None, False))
-    options = {
-        "filter": filt,
-        "limit": page * per_page if sortedby is None else None,
-        "sortedby": sortedby,
-        "reverse": reverse,
-        "terms": True,
-    }
     try:
-        results = searcher.search(q, **options)
+        results = _collect(searcher, q, filt, page * per_page, sortedby, reverse)
     except Exception:  # noqa: BLE001 - a query the index refuses (`"a, b"` or `spell:"a b"`: a phrase
         # on a field without positions; `date:"x y"`: no date) falls back to plain terms, like a parse error.
         q = parse(searcher.schema, " ".join(re.findall(WORD_PATTERN, text)))
         if q is None:
             return SearchOutcome(query=text, hits=[], total=0, page=page, per_page=per_page)
-        results = searcher.search(q, **options)
+        results = _collect(searcher, q, filt, page * per_page, sortedby, reverse)
     matched = results.docs()
     facets = count_tags(doc_tags, matched)
     start = (page - 1) * per_page
@@ -689,6 +712,44 @@ def _search_once(searcher, doc_tags, text, page, per_page, sort, tags_all, tags_
     )
     outcome._results = results  # kept for highlighting this page
     return outcome
+
+
+def _collect(searcher, q, filt, limit: int, sortedby, reverse: bool):
+    """Whoosh results for one query: sorted by a field, or the best `limit` by score."""
+    if sortedby is None:
+        collector = collectors.TermsCollector(TopAndAllCollector(limit))
+        if filt is not None:
+            collector = collectors.FilterCollector(collector, filt)
+        searcher.search_with_collector(q, collector)
+        return collector.results()
+    return searcher.search(q, filter=filt, limit=None, sortedby=sortedby, reverse=reverse, terms=True)
+
+
+class TopAndAllCollector(collectors.TopCollector):
+    """The best `limit` documents by score and every matched document, in one pass.
+
+    Whoosh's own top-N collector skips low-scoring blocks and then runs the query a second time
+    to list every match; the facet counts and the total need every match, so that second run
+    was most of the time of a search.
+    """
+
+    def __init__(self, limit: int):
+        super().__init__(limit=limit, usequality=False)
+        self.matched: list[int] = []
+
+    def prepare(self, top_searcher, q, context):
+        super().prepare(top_searcher, q, context)
+        self.matched = []
+
+    def _collect(self, global_docnum, score):
+        self.matched.append(global_docnum)
+        return super()._collect(global_docnum, score)
+
+    def all_ids(self):
+        return self.matched
+
+    def count(self):
+        return len(self.matched)
 
 
 def count_tags(doc_tags: dict, docnums) -> Counter:

@@ -8,6 +8,7 @@ import pickle
 from pathlib import Path
 
 import pytest
+from whoosh import query
 from whoosh.analysis import CompositeAnalyzer
 
 from portal import create_app, queries
@@ -16,6 +17,7 @@ from portal.search import (
     MAX_QUERY_CHARS,
     MAX_QUERY_TERMS,
     TextAnalyzer,
+    WordPrefix,
     clean_query,
     run_search,
     suggest_titles,
@@ -475,16 +477,50 @@ def test_technical_tokens_are_findable_as_typed(search_app, q):
     assert slugs(search(search_app, q)) == ["challenges/slow-list-pages"]
 
 
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("selec*", {"challenges/slow-list-pages", "concepts/sql-joins"}),  # the first one has select_related only
+        ("select_rel*", {"challenges/slow-list-pages"}),  # a prefix with a separator: compounds only
+        ("relat*", {"challenges/slow-list-pages", "concepts/sql-joins"}),  # a compound's later part
+        ("docker-comp*", {"challenges/slow-list-pages"}),
+    ],
+)
+def test_prefixes_find_compounds_by_their_parts(search_app, q, expected):
+    assert set(slugs(search(search_app, q))) == expected
+
+
+def test_a_prefix_expands_to_words_not_to_every_compound(search_app):
+    # Hundreds of compounds (load_event, load_invoice, ...) under one prefix made a search take seconds.
+    with search_app.app_context():
+        reader = search_app.extensions["nexus.searchers"].get()[0].reader()
+        assert b"select_relat" in set(query.Prefix("body", "select")._btexts(reader))
+        assert set(WordPrefix("body", "select")._btexts(reader)) == {b"select"}
+        assert b"select_relat" in set(WordPrefix("body", "select_")._btexts(reader))
+
+
 def test_technical_tokens_do_not_match_their_parts_apart(search_app):
     # "We select the related rows": select and related, but not select_related
     assert "concepts/sql-joins" in slugs(search(search_app, "select related"))
     assert "concepts/sql-joins" not in slugs(search(search_app, "select_related"))
 
 
-def pipeline_terms(analyzer, text, **options):
-    return [(t.text, t.pos) for t in CompositeAnalyzer.__call__(analyzer, text, mode="index", **options)]
+def analyzed(tokens):
+    return [
+        (t.text, getattr(t, "pos", None), getattr(t, "startchar", None), getattr(t, "endchar", None), t.stopped)
+        for t in tokens
+    ]
 
 
+ANALYZER_OPTIONS = [
+    {"positions": True, "mode": "index"},  # indexing
+    {"positions": True, "chars": True, "removestops": False, "mode": "index"},  # snippets
+    {"mode": "query"},  # parsing a query
+    {"chars": True, "mode": "query", "removestops": False},
+]
+
+
+@pytest.mark.parametrize("options", ANALYZER_OPTIONS)
 @pytest.mark.parametrize(
     "text",
     [
@@ -500,11 +536,11 @@ def pipeline_terms(analyzer, text, **options):
         "Celery Celery celery " * 50,  # repeated words come from the table
     ],
 )
-def test_indexing_analyzes_text_exactly_as_the_pipeline(text):
+def test_the_word_table_analyzes_text_exactly_as_the_pipeline(text, options):
     analyzer = TextAnalyzer()
+    expected = analyzed(CompositeAnalyzer.__call__(analyzer, text, **options))
     for _ in range(2):  # the second pass reads every word from the table
-        fast = [(t.text, t.pos) for t in analyzer(text, positions=True, mode="index")]
-        assert fast == pipeline_terms(analyzer, text, positions=True)
+        assert analyzed(analyzer(text, **options)) == expected
 
 
 def test_a_pickled_analyzer_leaves_its_table_behind():
