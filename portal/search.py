@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-from whoosh import collectors, fields, highlight, index, query, scoring
+from whoosh import collectors, fields, index, query, scoring
 from whoosh.analysis import (
     CompositeAnalyzer,
     Filter,
@@ -36,6 +36,7 @@ from whoosh.analysis import (
 from whoosh.filedb.filestore import FileStorage
 from whoosh.qparser import FieldAliasPlugin, MultifieldParser, PlusMinusPlugin
 
+from . import snippets
 from .aliases import ALIASES
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class TextAnalyzer(CompositeAnalyzer):
     text for its snippet several times faster. Unusual options take the pipeline itself.
     """
 
-    MAX_WORDS = 200_000  # remembered words; the table starts again when it is full
+    MAX_WORDS = 50_000  # remembered words (a few MB); the table starts again when it is full
     #: Keyword arguments the table supports only at these values.
     PLAIN_OPTIONS = {"keeporiginal": False, "start_pos": 0, "start_char": 0, "tokenize": True, "no_morph": False}
 
@@ -129,8 +130,6 @@ class TextAnalyzer(CompositeAnalyzer):
     def _tokens(self, value: str, positions: bool, chars: bool, removestops: bool, mode: str, boosts: bool):
         """The pipeline's tokens for `value`, from the per-word table."""
         words = self._words
-        if len(words) > self.MAX_WORDS:
-            words.clear()
         token = Token(positions, chars, removestops=removestops, mode=mode, boosts=boosts)
         token.boost = 1.0
         # Positions as StopFilter and CompoundFilter number them: the first kept word keeps its
@@ -140,10 +139,7 @@ class TextAnalyzer(CompositeAnalyzer):
         matches = WORD_RE.finditer(value) if chars else WORD_RE.findall(value)
         for number, match in enumerate(matches):
             raw = match.group() if chars else match
-            known = words.get((raw, mode))
-            if known is None:
-                known = words[raw, mode] = self._analyze_word(raw, mode)
-            stopped, terms = known
+            stopped, terms = words.get((raw, mode)) or self._known(raw, mode)
             if stopped:
                 if removestops:
                     continue
@@ -160,6 +156,20 @@ class TextAnalyzer(CompositeAnalyzer):
                 if chars:
                     token.startchar, token.endchar = match.start() + start, match.start() + end
                 yield token
+
+    def word_terms(self, raw: str) -> tuple[str, ...]:
+        """The terms indexed for one word as it appears in text (none for a stop word)."""
+        stopped, terms = self._known(raw, "index")
+        return () if stopped else tuple(text for _, text, _, _ in terms)
+
+    def _known(self, raw: str, mode: str) -> tuple[bool, tuple]:
+        """The table's entry for one word, made on first sight."""
+        known = self._words.get((raw, mode))
+        if known is None:
+            if len(self._words) > self.MAX_WORDS:
+                self._words.clear()
+            known = self._words[raw, mode] = self._analyze_word(raw, mode)
+        return known
 
     def _analyze_word(self, raw: str, mode: str) -> tuple[bool, tuple]:
         """(is it a stop word, ((position offset, term, start, end), ...)) for one word, from the pipeline."""
@@ -759,27 +769,28 @@ def count_tags(doc_tags: dict, docnums) -> Counter:
 
 
 def _add_snippets(searcher, outcome, texts):
-    """Escaped snippets around the matched words, with `<mark>` around each match."""
+    """Escaped passages around the matched words, with `<mark>` around each match."""
     results = outcome._results
-    results.fragmenter = highlight.ContextFragmenter(maxchars=220, surround=70)
-    results.formatter = MarkFormatter(between=" … ")
-    slugs = [hit.slug for hit in outcome.hits]
-    bodies = texts(slugs)
-    by_docnum = {hit.docnum: hit for hit in outcome.hits}
-    for result in results[(outcome.page - 1) * outcome.per_page : outcome.page * outcome.per_page]:
-        hit = by_docnum.get(result.docnum)
-        if hit is None:
-            continue
+    query_terms = {text.decode() for fieldname, text in results.matched_terms() if fieldname == "body"}
+    terms_of = _word_terms(searcher.schema["body"].analyzer)
+    found: dict[str, str | None] = {}
+
+    def matched_term(word: str) -> str | None:
+        if word not in found:
+            found[word] = next((term for term in terms_of(word) if term in query_terms), None)
+        return found[word]
+
+    bodies = texts([hit.slug for hit in outcome.hits])
+    for hit in outcome.hits:
         body = bodies.get(hit.slug, "")
-        snippet = result.highlights("body", text=body, top=2) if body else ""
-        hit.snippet = snippet
+        hit.snippet = snippets.make(body, matched_term, WORD_RE) if body and query_terms else ""
 
 
-class MarkFormatter(highlight.HtmlFormatter):
-    """Escaped text with each match wrapped in a bare `<mark>`."""
-
-    def format_token(self, text, token, replace=False):
-        return "<mark>" + highlight.htmlescape(highlight.get_text(text, token, replace)) + "</mark>"
+def _word_terms(analyzer):
+    """raw word -> the terms the index holds for it (an index built by an older Nexus has no word table)."""
+    if isinstance(analyzer, TextAnalyzer):
+        return analyzer.word_terms
+    return lambda word: [token.text for token in analyzer(word, mode="index")]
 
 
 def correct_text(searcher, text: str) -> str | None:

@@ -1,0 +1,71 @@
+"""Search-result snippets: which passages are shown, how long they are, and that they are escaped text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from portal import snippets
+
+WORD_RE = re.compile(r"\w+")
+FILLER = " ".join(["filler"] * 200)  # 1,399 characters without a match
+
+
+def make(text: str, *terms: str) -> str:
+    """A snippet of `text` for a search that matched `terms` (whole words, any case)."""
+    return snippets.make(text, lambda word: word.lower() if word.lower() in terms else None, WORD_RE)
+
+
+def unmarked(snippet: str) -> str:
+    return snippet.replace("<mark>", "").replace("</mark>", "")
+
+
+@pytest.mark.parametrize(
+    ("text", "terms", "expected"),
+    [
+        ("", ("celery",), ""),
+        ("Nothing to see here.", ("celery",), ""),
+        ("Celery runs tasks.", ("celery",), "<mark>Celery</mark> runs tasks"),
+        (
+            "Queue it: Celery, then Redis.",
+            ("celery", "redis"),
+            "Queue it: <mark>Celery</mark>, then <mark>Redis</mark>",
+        ),
+        ("Use <b> & celery", ("celery",), "Use &lt;b&gt; &amp; <mark>celery</mark>"),  # escaped text, real marks
+    ],
+)
+def test_snippets_mark_the_matched_words(text, terms, expected):
+    assert make(text, *terms) == expected
+
+
+def test_context_is_kept_on_both_sides_of_a_match():
+    text = f"{FILLER} alpha beta celery gamma delta {FILLER}"
+    snippet = make(text, "celery")
+    before, after = unmarked(snippet).split("celery")
+    assert before.endswith("alpha beta ") and after.startswith(" gamma delta")
+    assert len(before) <= snippets.SURROUND and len(before) + len(after) <= 2 * snippets.SURROUND
+    assert not before.startswith(" ")  # passages start and end on whole words
+
+
+def test_a_match_at_the_start_gets_its_unused_context_after():
+    snippet = unmarked(make(f"celery {FILLER}", "celery"))
+    assert snippets.SURROUND < len(snippet) <= 2 * snippets.SURROUND + len("celery ")
+
+
+def test_passages_are_capped_in_length():
+    text = " ".join(["celery"] * 300)
+    assert len(unmarked(make(text, "celery")).split(snippets.BETWEEN)[0]) <= snippets.MAX_CHARS
+
+
+def test_the_two_best_passages_are_shown_in_text_order():
+    text = f"celery once. {FILLER} redis and celery together. {FILLER} redis alone. {FILLER} redis celery redis."
+    passages = unmarked(make(text, "celery", "redis")).split(snippets.BETWEEN)
+    assert len(passages) == snippets.TOP
+    # The passages with both words win over those with one, and keep the order of the text.
+    assert "redis and celery together" in passages[0] and "redis celery redis" in passages[1]
+
+
+def test_matches_past_the_character_limit_are_not_looked_for():
+    text = "x" * snippets.CHAR_LIMIT + " celery"
+    assert make(text, "celery") == ""
