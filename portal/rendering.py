@@ -23,7 +23,7 @@ from markdown.treeprocessors import Treeprocessor
 from pymdownx import superfences
 
 #: Bump when the output of `render` changes, so unchanged files are rendered again.
-RENDERER_VERSION = "5"
+RENDERER_VERSION = "6"
 
 WORDS_PER_MINUTE = 220
 
@@ -274,7 +274,7 @@ class _TextExtractor:
     """
 
     VOID = {"br", "hr", "img", "input"}
-    #: Elements inside a line of text: their end is not a word break ("*go*." reads "go.").
+    #: Elements inside a line of text: outside code, their end is not a word break ("*go*." reads "go.").
     INLINE = {
         "a",
         "abbr",
@@ -320,6 +320,9 @@ class _TextExtractor:
 
     def handle_starttag(self, tag, attrs):
         if tag in self.VOID:
+            if tag in {"br", "hr"}:  # a line break is a word break: "start<br>stop"
+                self.parts.append(" ")
+                self.prose.append(" ")
             return
         if tag == "a" and 'class="headerlink"' in attrs:
             self.stack.append("headerlink")
@@ -337,7 +340,9 @@ class _TextExtractor:
                 break
         if tag == "p" and self._in_first:
             self._in_first, self._done_first = False, True
-        if tag not in self.INLINE:
+        # In code, Pygments wraps each token in a span: its end keeps `Book.objects.select_related`
+        # three words for search, as the tokenizer would otherwise read one.
+        if tag not in self.INLINE or "pre" in self.stack:
             self.parts.append(" ")
             self.prose.append(" ")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
-from whoosh import collectors, fields, index, query, scoring
+from whoosh import fields, index, query, scoring
 from whoosh.analysis import (
     CompositeAnalyzer,
     Filter,
@@ -49,7 +49,7 @@ MAX_PER_PAGE = 50
 WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
 WORD_RE = re.compile(WORD_PATTERN)
 SPLIT_RE = re.compile(r"[-+/.#_]+")
-SPLIT_BYTES_RE = re.compile(rb"[-+/.#_]")
+SPLIT_BYTES_RE = re.compile(rb"[-+/.#_]+")
 SPELL_RE = re.compile(r"[^\W\d_]{3,}")  # the words typo correction knows
 SEARCH_FIELDS = ("title", "summary", "headings", "tags", "body")
 FIELD_BOOSTS = {"title": 6.0, "tags": 4.0, "headings": 2.5, "summary": 2.0, "body": 1.0}
@@ -99,7 +99,7 @@ class TextAnalyzer(CompositeAnalyzer):
     text for its snippet several times faster. Unusual options take the pipeline itself.
     """
 
-    MAX_WORDS = 50_000  # remembered words (a few MB); the table starts again when it is full
+    MAX_WORDS = 20_000  # remembered words (about 9 MB); the table starts again when it is full
     #: Keyword arguments the table supports only at these values.
     PLAIN_OPTIONS = {"keeporiginal": False, "start_pos": 0, "start_char": 0, "tokenize": True, "no_morph": False}
 
@@ -543,16 +543,23 @@ def parse(schema, text: str):
 class WordPrefix(query.Prefix):
     """`load*`: the words that start with `load`, not also every compound that does (`load_event`).
 
-    A compound's parts are indexed as well, so its first part already matches the prefix. Expanding
-    to hundreds of compounds made one such search take seconds at 10,000 entries. A prefix that
-    has a separator in it (`select_rel*`) still expands to compounds.
+    In text fields a compound's parts are indexed as well, so its first part already matches the
+    prefix. Expanding to hundreds of compounds made one such search take seconds at 10,000
+    entries. A prefix with a separator in it (`select_rel*`) still expands to compounds, and so
+    does a prefix on a field that keeps compounds whole (tags).
     """
 
     def _btexts(self, ixreader):
         words = super()._btexts(ixreader)
-        if SPLIT_RE.search(self.text):
+        field = ixreader.schema[self.fieldname] if self.fieldname in ixreader.schema else None  # noqa: SIM401 - Schema has no get()
+        if SPLIT_RE.search(self.text) or not isinstance(getattr(field, "analyzer", None), TextAnalyzer):
             return words
-        return (word for word in words if not SPLIT_BYTES_RE.search(word))
+        return (word for word in words if not _has_parts(word))
+
+
+def _has_parts(term: bytes) -> bool:
+    """True for a compound term whose parts are indexed beside it (`select_relat`, not `c++`)."""
+    return len([part for part in SPLIT_BYTES_RE.split(term) if part]) > 1
 
 
 def word_prefixes(q):
@@ -701,13 +708,13 @@ def _search_once(searcher, doc_tags, text, page, per_page, sort, tags_all, tags_
         return SearchOutcome(query=text, hits=[], total=0, page=page, per_page=per_page)
     sortedby, reverse = {"newest": ("date", True), "title": ("title_sort", False)}.get(sort, (None, False))
     try:
-        results = _collect(searcher, q, filt, page * per_page, sortedby, reverse)
+        results = collect_results(searcher, q, filt, page * per_page, sortedby, reverse)
     except Exception:  # noqa: BLE001 - a query the index refuses (`"a, b"` or `spell:"a b"`: a phrase
         # on a field without positions; `date:"x y"`: no date) falls back to plain terms, like a parse error.
         q = parse(searcher.schema, " ".join(re.findall(WORD_PATTERN, text)))
         if q is None:
             return SearchOutcome(query=text, hits=[], total=0, page=page, per_page=per_page)
-        results = _collect(searcher, q, filt, page * per_page, sortedby, reverse)
+        results = collect_results(searcher, q, filt, page * per_page, sortedby, reverse)
     matched = results.docs()
     facets = count_tags(doc_tags, matched)
     start = (page - 1) * per_page
@@ -724,42 +731,16 @@ def _search_once(searcher, doc_tags, text, page, per_page, sort, tags_all, tags_
     return outcome
 
 
-def _collect(searcher, q, filt, limit: int, sortedby, reverse: bool):
-    """Whoosh results for one query: sorted by a field, or the best `limit` by score."""
-    if sortedby is None:
-        collector = collectors.TermsCollector(TopAndAllCollector(limit))
-        if filt is not None:
-            collector = collectors.FilterCollector(collector, filt)
-        searcher.search_with_collector(q, collector)
-        return collector.results()
-    return searcher.search(q, filter=filt, limit=None, sortedby=sortedby, reverse=reverse, terms=True)
+def collect_results(searcher, q, filt, limit: int, sortedby, reverse: bool):
+    """Whoosh results for one query: sorted by a field, or the best `limit` by score.
 
-
-class TopAndAllCollector(collectors.TopCollector):
-    """The best `limit` documents by score and every matched document, in one pass.
-
-    Whoosh's own top-N collector skips low-scoring blocks and then runs the query a second time
-    to list every match; the facet counts and the total need every match, so that second run
-    was most of the time of a search.
+    For the best by score Whoosh skips documents that cannot reach the top, then runs the query
+    again, unscored, when asked for every match (`Results.docs()`, for the total and facets).
+    Collecting every match in the scoring pass instead was no faster: it must score them all.
     """
-
-    def __init__(self, limit: int):
-        super().__init__(limit=limit, usequality=False)
-        self.matched: list[int] = []
-
-    def prepare(self, top_searcher, q, context):
-        super().prepare(top_searcher, q, context)
-        self.matched = []
-
-    def _collect(self, global_docnum, score):
-        self.matched.append(global_docnum)
-        return super()._collect(global_docnum, score)
-
-    def all_ids(self):
-        return self.matched
-
-    def count(self):
-        return len(self.matched)
+    if sortedby is None:
+        return searcher.search(q, filter=filt, limit=limit, terms=True)
+    return searcher.search(q, filter=filt, limit=None, sortedby=sortedby, reverse=reverse, terms=True)
 
 
 def count_tags(doc_tags: dict, docnums) -> Counter:

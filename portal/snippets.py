@@ -64,8 +64,10 @@ def passages_of(text: str, matched_term: MatchedTerm, word_re: re.Pattern):
     before: deque[int] = deque()  # starts of the words just before this one, within SURROUND
     passage: Passage | None = None
     floor = 0  # passages do not overlap
-    for word in word_re.finditer(text, 0, CHAR_LIMIT):
+    for word in word_re.finditer(text):
         start, end = word.span()
+        if end > CHAR_LIMIT:
+            break
         term = matched_term(word.group())
         while before and end - before[0] > SURROUND:
             before.popleft()

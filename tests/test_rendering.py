@@ -94,7 +94,9 @@ def test_first_paragraph_skips_headings_and_nested_paragraphs():
     ("source", "text"),
     [
         ("## Install & run\n\nUse `a < b` &amp; *go*.\n", "Install & run Use a < b & go."),  # no "#" permalinks
-        ('<abbr title="a > b">ORM</abbr> maps rows\n', "ORM maps rows"),  # ">" inside an attribute
+        ('<abbr title="a > b">ORM</abbr> maps rows\n', "ORM maps rows"),  # an attribute (nh3 escapes its >)
+        ("**one**<br>**two**\n", "one two"),  # a line break is a word break
+        ("| a |\n|---|\n| `start`<br>`stop` |\n", "a start stop"),
         ("Caf&eacute; &#169; &copy;\n", "Café © ©"),
         ("| a | b |\n|---|---|\n| 1 | 2 |\n", "a b 1 2"),
         ("- one\n- two\n\n<script>alert(1)</script>\n", "one two"),
@@ -103,6 +105,11 @@ def test_first_paragraph_skips_headings_and_nested_paragraphs():
 )
 def test_plain_text_is_the_text_a_reader_sees(source, text):
     assert render(source).text == text
+
+
+def test_code_keeps_identifiers_apart_for_search():
+    text = render('```python\nqs = Book.objects.select_related("author")\n```\n').text
+    assert " select_related " in f" {text} " and "objects.select_related" not in text
 
 
 def test_links_to_other_entries_resolve_relative_to_the_entry_url():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from whoosh import query
 from whoosh.analysis import CompositeAnalyzer
+from whoosh.filedb.filestore import RamStorage
 
 from portal import create_app, queries
 from portal.models import db
@@ -19,6 +20,9 @@ from portal.search import (
     TextAnalyzer,
     WordPrefix,
     clean_query,
+    collect_results,
+    make_schema,
+    parse,
     run_search,
     suggest_titles,
 )
@@ -143,6 +147,28 @@ EXTRA_ENTRIES = {
         date: 2025-02-07
         ---
         We select the related rows with a join. The docker image and compose file are separate.
+        """,
+    # Words that end in separators: indexed whole, as they have no parts.
+    "practices/editors.md": """\
+        ---
+        title: Editors
+        kind: practice
+        tags: [tooling]
+        date: 2025-02-09
+        ---
+        Some of us still write C++ in Notepad++.
+        """,
+    # An identifier that appears only in code.
+    "concepts/orm-code.md": """\
+        ---
+        title: Fewer queries
+        kind: concept
+        tags: [orm]
+        date: 2025-02-10
+        ---
+        ```python
+        books = Book.objects.prefetch_related("authors")
+        ```
         """,
     # Escaping: entry text holding markup-like characters (as code, so they stay text).
     "practices/escaping.md": """\
@@ -321,6 +347,22 @@ def test_facets_count_every_match_not_only_the_page(search_app):
     assert outcome.facets == {"celery": 2, "redis": 2, "python": 1, "django": 1, "caching": 1}
 
 
+def test_every_match_is_counted_however_the_scores_rise():
+    # Documents that outscored the page so far made Whoosh swap in a matcher that skipped the rest.
+    ix = RamStorage().create_index(make_schema())
+    with ix.writer() as writer:
+        for n in range(15):  # shorter titles, higher scores, as the document numbers rise
+            writer.add_document(slug=f"t{n}", title="celery " + "word " * (15 - n), body="text")
+        for n in range(15):
+            writer.add_document(slug=f"b{n}", title="other", body="celery in the body " + "filler " * 30)
+    with ix.searcher() as searcher:
+        q = parse(searcher.schema, "celery")
+        everything = searcher.search(q, limit=None)
+        results = collect_results(searcher, q, None, 10, None, False)
+        assert len(results.docs()) == len(everything) == 30
+        assert [hit["slug"] for hit in results[:10]] == [hit["slug"] for hit in everything[:10]]
+
+
 def test_facets_follow_filters(search_app):
     # celery restricted to tag redis: celery (celery, python, redis), redis (redis, caching)
     outcome = search(search_app, "celery", tags_all=["redis"])
@@ -482,8 +524,11 @@ def test_technical_tokens_are_findable_as_typed(search_app, q):
     [
         ("selec*", {"challenges/slow-list-pages", "concepts/sql-joins"}),  # the first one has select_related only
         ("select_rel*", {"challenges/slow-list-pages"}),  # a prefix with a separator: compounds only
-        ("relat*", {"challenges/slow-list-pages", "concepts/sql-joins"}),  # a compound's later part
+        ("relat*", {"challenges/slow-list-pages", "concepts/sql-joins", "concepts/orm-code"}),  # later parts too
         ("docker-comp*", {"challenges/slow-list-pages"}),
+        ("tag:sq*", {"concepts/sql-joins"}),  # tags keep compounds whole
+        ("notepa*", {"practices/editors"}),  # notepad++ has no parts: it is a word
+        ("c+*", {"practices/editors"}),
     ],
 )
 def test_prefixes_find_compounds_by_their_parts(search_app, q, expected):
@@ -499,6 +544,10 @@ def test_a_prefix_expands_to_words_not_to_every_compound(search_app):
         assert b"select_relat" in set(WordPrefix("body", "select_")._btexts(reader))
 
 
+def test_identifiers_in_code_are_findable(search_app):
+    assert slugs(search(search_app, "prefetch_related")) == ["concepts/orm-code"]
+
+
 def test_technical_tokens_do_not_match_their_parts_apart(search_app):
     # "We select the related rows": select and related, but not select_related
     assert "concepts/sql-joins" in slugs(search(search_app, "select related"))
@@ -507,13 +556,20 @@ def test_technical_tokens_do_not_match_their_parts_apart(search_app):
 
 def analyzed(tokens):
     return [
-        (t.text, getattr(t, "pos", None), getattr(t, "startchar", None), getattr(t, "endchar", None), t.stopped)
+        (
+            t.text,
+            getattr(t, "pos", None),
+            getattr(t, "startchar", None),
+            getattr(t, "endchar", None),
+            t.stopped,
+            t.boost,
+        )
         for t in tokens
     ]
 
 
 ANALYZER_OPTIONS = [
-    {"positions": True, "mode": "index"},  # indexing
+    {"positions": True, "boosts": True, "mode": "index"},  # indexing
     {"positions": True, "chars": True, "removestops": False, "mode": "index"},  # snippets
     {"mode": "query"},  # parsing a query
     {"chars": True, "mode": "query", "removestops": False},

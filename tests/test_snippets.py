@@ -7,6 +7,8 @@ import re
 import pytest
 
 from portal import snippets
+from portal.search import WORD_RE as SEARCH_WORD_RE
+from portal.search import TextAnalyzer
 
 WORD_RE = re.compile(r"\w+")
 FILLER = " ".join(["filler"] * 200)  # 1,399 characters without a match
@@ -69,3 +71,25 @@ def test_the_two_best_passages_are_shown_in_text_order():
 def test_matches_past_the_character_limit_are_not_looked_for():
     text = "x" * snippets.CHAR_LIMIT + " celery"
     assert make(text, "celery") == ""
+
+
+def test_a_word_crossing_the_character_limit_is_not_marked():
+    text = "x" * (snippets.CHAR_LIMIT - 7) + " celeryworkers"
+    assert make(text, "celery", "celeryworkers") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "terms", "expected"),
+    [
+        ("Add select_related here.", {"select_relat"}, "Add <mark>select_related</mark> here"),
+        ("Run docker-compose up.", {"compos"}, "Run <mark>docker-compose</mark> up"),  # a part marks its word
+        ("Retries retried.", {"retri"}, "<mark>Retries</mark> <mark>retried</mark>"),  # stemmed terms
+    ],
+)
+def test_search_words_are_matched_by_their_indexed_terms(text, terms, expected):
+    analyzer = TextAnalyzer()
+
+    def matched_term(word):
+        return next((term for term in analyzer.word_terms(word) if term in terms), None)
+
+    assert snippets.make(text, matched_term, SEARCH_WORD_RE) == expected
