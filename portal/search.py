@@ -49,11 +49,15 @@ MAX_PER_PAGE = 50
 WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
 WORD_RE = re.compile(WORD_PATTERN)
 SPLIT_RE = re.compile(r"[-+/.#_]+")
-SPLIT_BYTES_RE = re.compile(rb"[-+/.#_]+")
 SPELL_RE = re.compile(r"[^\W\d_]{3,}")  # the words typo correction knows
 SEARCH_FIELDS = ("title", "summary", "headings", "tags", "body")
 FIELD_BOOSTS = {"title": 6.0, "tags": 4.0, "headings": 2.5, "summary": 2.0, "body": 1.0}
 SORTS = ("relevance", "newest", "title")
+
+
+def compound_parts(text: str) -> list[str]:
+    """The parts of `docker-compose`, `select_related` or `N+1`; fewer than two for a word (`c++`)."""
+    return [part for part in SPLIT_RE.split(text) if part]
 
 
 class CompoundFilter(Filter):
@@ -71,7 +75,7 @@ class CompoundFilter(Filter):
             if token.mode == "query" or token.text.isalnum():  # most tokens: no separator to split at
                 yield token
                 continue
-            parts = [p for p in SPLIT_RE.split(token.text) if p]
+            parts = compound_parts(token.text)
             if len(parts) < 2:
                 yield token
                 continue
@@ -554,12 +558,7 @@ class WordPrefix(query.Prefix):
         field = ixreader.schema[self.fieldname] if self.fieldname in ixreader.schema else None  # noqa: SIM401 - Schema has no get()
         if SPLIT_RE.search(self.text) or not isinstance(getattr(field, "analyzer", None), TextAnalyzer):
             return words
-        return (word for word in words if not _has_parts(word))
-
-
-def _has_parts(term: bytes) -> bool:
-    """True for a compound term whose parts are indexed beside it (`select_relat`, not `c++`)."""
-    return len([part for part in SPLIT_BYTES_RE.split(term) if part]) > 1
+        return (word for word in words if len(compound_parts(word.decode())) < 2)
 
 
 def word_prefixes(q):
