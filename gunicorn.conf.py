@@ -35,7 +35,8 @@ reload = False
 
 def on_starting(server):
     """In the master, before any worker forks: import into an empty site or rebuild a broken index."""
-    from portal import create_app, require_secret_key
+    from portal import create_app
+    from portal.config import require_secret_key
     from portal.importer import ensure_ready
     from portal.models import db
 

@@ -1,6 +1,7 @@
 """WSGI entry point: `gunicorn wsgi:app`."""
 
-from portal import create_app, require_secret_key
+from portal import create_app
+from portal.config import require_secret_key
 
 app = create_app()
 require_secret_key(app)

@@ -6,7 +6,7 @@ For each size: generate the corpus (bench/corpus.py) into a temporary folder, im
 the real importer into a temporary instance, build an FTS5 table (porter tokenizer) from the
 same database rows, then time many distinct queries of each class in-process:
 
-- Whoosh: `portal.search.run_search` with a warm searcher, exactly as the views call it
+- Whoosh: `portal.search.engine.run_search` with a warm searcher, exactly as the views call it
   (first page of 10, highlighted snippets, facet counts over all matches, typo check);
 - FTS5: top 10 by bm25 with `snippet()`, plus the ids of all matches and their tag counts
   (counted the same way, from tags held in memory).
@@ -39,7 +39,8 @@ from bench import corpus  # noqa: E402
 from portal import create_app, queries  # noqa: E402
 from portal.importer import import_content  # noqa: E402
 from portal.models import Entry, Tag, db, entry_tags  # noqa: E402
-from portal.search import count_tags, parse, run_search  # noqa: E402
+from portal.search.engine import count_tags, run_search  # noqa: E402
+from portal.search.parsing import parse  # noqa: E402
 
 CLASSES = ("term", "two-term", "phrase", "prefix", "tag-filtered")
 # Words both engines treat as ordinary (Whoosh drops its stop words; FTS5 keeps everything).

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 from pathlib import Path
 
 from flask import Flask
 
 from . import config
+from .config import require_secret_key
+
+__all__ = ["create_app", "require_secret_key"]
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -27,69 +29,34 @@ def create_app(test_config: dict | None = None) -> Flask:
         if "INSTANCE_PATH" in test_config:
             app.instance_path = os.path.abspath(test_config["INSTANCE_PATH"])
         app.config.update(test_config)
+    config.check(app.config)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     if not app.config["SQLALCHEMY_DATABASE_URI"]:
         app.config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + os.path.join(app.instance_path, "nexus.sqlite3")
     _configure_logging(app)
-    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or _secret_key(app)  # production checks: wsgi.py
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or config.read_secret_key(app.instance_path)
     app.json.sort_keys = False
 
-    from . import cli, graph, http, index_sync, models, search, views
+    from . import caching, cli, graph, index_sync, models, security, views
+    from .search import searchers
 
     models.db.init_app(app)
     with app.app_context():
         models.configure_engine_events(models.db.engine)
         _create_schema(app)
-    app.extensions["nexus.searchers"] = search.SearcherPool(app.instance_path)
+    app.extensions["nexus.searchers"] = searchers.SearcherPool(app.instance_path)
     app.extensions["nexus.graph"] = graph.GraphCache()
     views.register(app)
-    http.register(app)
+    caching.register(app)
+    security.register(app)  # outermost: proxies and limits apply before the page cache answers
     index_sync.register(app)
     cli.register(app)
     return app
 
 
-KEY_FILE = "secret_key"
-
-
-def _secret_key(app: Flask) -> str | None:
-    """The key kept in the instance folder (`flask --app portal secret-key` writes it), if any."""
-    path = Path(app.instance_path) / KEY_FILE
-    if not path.exists():
-        return None
-    return path.read_text().strip() or None
-
-
-def write_secret_key(instance_path) -> tuple[Path, bool]:
-    """Create `<instance>/secret_key` (owner-only) unless it exists; (path, whether it was created)."""
-    path = Path(instance_path) / KEY_FILE
-    if path.exists():
-        return path, False
-    temporary = path.with_name(f".{KEY_FILE}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_hex(32))
-    try:
-        os.link(temporary, path)  # atomic: the first process to get here wins
-        return path, True
-    except FileExistsError:
-        return path, False
-    finally:
-        temporary.unlink()
-
-
-def require_secret_key(app: Flask) -> None:
-    """Production start-up (wsgi.py, gunicorn's master): no key is a clear error, not a silent default."""
-    if not app.config.get("SECRET_KEY"):
-        raise RuntimeError(
-            f"No secret key: set NEXUS_SECRET_KEY, or create {Path(app.instance_path) / KEY_FILE} "
-            "with `flask --app portal secret-key` (`make run` does this)."
-        )
-
-
 def _create_schema(app: Flask) -> None:
     """Create missing tables under the import lock, then drop connections before any fork."""
-    from .importer import import_lock
+    from .locking import import_lock
     from .models import db
 
     with import_lock(app.instance_path, engine=db.engine):

@@ -9,8 +9,11 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from .config import write_secret_key
 from .content import ContentError, read_file
-from .importer import ImportBusy, find_markdown_files, import_content, import_lock, rebuild_index
+from .folder import find_markdown_files
+from .importer import import_content, rebuild_index
+from .locking import ImportBusy, import_lock
 
 
 def register(app: Flask) -> None:
@@ -99,7 +102,5 @@ def check_command(path):
 @with_appcontext
 def secret_key_command():
     """Create the instance folder's secret key file (owner-only) if it does not exist."""
-    from . import write_secret_key
-
     path, created = write_secret_key(current_app.instance_path)
     click.echo(f"{'created' if created else 'kept'} {path}")

@@ -1,8 +1,12 @@
-"""Defaults, and the `NEXUS_*` environment variables that override them."""
+"""Every setting: its default, the `NEXUS_*` environment variable that overrides it, and its checks.
+
+The secret key lives here too: read from `NEXUS_SECRET_KEY` or `<instance>/secret_key`.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -43,8 +47,30 @@ def defaults() -> dict:
         "INDEX_CHECK_SECONDS": 5.0,
         "TRUSTED_PROXIES": 0,
         "CACHE_MAX_AGE": 0,
+        "PAGE_CACHE_MB": 128.0,
         "SQLALCHEMY_DATABASE_URI": None,
+        # Request bodies are never needed (the site has no forms that change state).
+        "MAX_CONTENT_LENGTH": 64 * 1024,
     }
+
+
+#: Settings that must not be negative, with the variable that sets each.
+NOT_NEGATIVE = {
+    "PAGE_CACHE_MB": "NEXUS_PAGE_CACHE_MB",
+    "TRUSTED_PROXIES": "NEXUS_TRUSTED_PROXIES",
+    "CACHE_MAX_AGE": "NEXUS_CACHE_MAX_AGE",
+    "PER_PAGE": "NEXUS_PER_PAGE",
+}
+
+
+def check(settings) -> None:
+    """Refuse settings the app cannot run with, naming the variable to fix."""
+    for key, variable in NOT_NEGATIVE.items():
+        value = settings.get(key)
+        if value is not None and value < 0:
+            raise RuntimeError(f"{variable} must be 0 or more, got {value}")
+    if settings.get("PER_PAGE") == 0:
+        raise RuntimeError("NEXUS_PER_PAGE must be at least 1")
 
 
 def from_environment(environ=os.environ) -> dict:
@@ -64,3 +90,41 @@ def from_environment(environ=os.environ) -> dict:
 def instance_path(environ=os.environ) -> str:
     """The instance folder: `NEXUS_INSTANCE_PATH` or `instance/` in the project."""
     return os.path.abspath(environ.get("NEXUS_INSTANCE_PATH") or PROJECT_ROOT / "instance")
+
+
+KEY_FILE = "secret_key"
+
+
+def read_secret_key(instance_path) -> str | None:
+    """The key kept in the instance folder (`flask --app portal secret-key` writes it), if any."""
+    path = Path(instance_path) / KEY_FILE
+    if not path.exists():
+        return None
+    return path.read_text().strip() or None
+
+
+def write_secret_key(instance_path) -> tuple[Path, bool]:
+    """Create `<instance>/secret_key` (owner-only) unless it exists; (path, whether it was created)."""
+    path = Path(instance_path) / KEY_FILE
+    if path.exists():
+        return path, False
+    temporary = path.with_name(f".{KEY_FILE}.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    try:
+        os.link(temporary, path)  # atomic: the first process to get here wins
+        return path, True
+    except FileExistsError:
+        return path, False
+    finally:
+        temporary.unlink()
+
+
+def require_secret_key(app) -> None:
+    """Production start-up (wsgi.py, gunicorn's master): no key is a clear error, not a silent default."""
+    if not app.config.get("SECRET_KEY"):
+        raise RuntimeError(
+            f"No secret key: set NEXUS_SECRET_KEY, or create {Path(app.instance_path) / KEY_FILE} "
+            "with `flask --app portal secret-key` (`make run` does this)."
+        )

@@ -13,9 +13,11 @@ import time
 
 from flask import Flask
 
-from . import search
-from .importer import ImportBusy, current_generation, import_lock, rebuild_index
+from .generation import current_generation
+from .importer import rebuild_index
+from .locking import ImportBusy, import_lock
 from .models import db
+from .search import store
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,8 @@ class IndexSync:
 
     def is_stale(self) -> bool:
         """True when the database has a newer import generation than the live index."""
-        directory = search.live_index_dir(self.app.instance_path)
-        index_generation = search.index_generation(directory) if directory else None
+        directory = store.live_index_dir(self.app.instance_path)
+        index_generation = store.index_generation(directory) if directory else None
         return current_generation() != index_generation
 
     def wait(self, timeout: float | None = None) -> None:

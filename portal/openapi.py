@@ -15,15 +15,16 @@ from apispec import APISpec
 from apispec.yaml_utils import load_operations_from_docstring
 from flask import Flask
 
-from . import search
 from .queries import KIND_LABELS
+from .search import engine
+from .security import MAX_QUERY_STRING
 
 OPENAPI_VERSION = "3.0.3"
 API_VERSION = "1.0.0"
 API_PREFIX = "/api/"
 
 MAX_PAGE = 10_000
-MAX_PER_PAGE = search.MAX_PER_PAGE
+MAX_PER_PAGE = engine.MAX_PER_PAGE
 ENTRIES_PER_PAGE = 20
 SEARCH_PER_PAGE = 10
 ENTRY_SORTS = ("newest", "title")
@@ -298,7 +299,7 @@ def _parameters() -> dict[str, dict]:
         },
         "entry_sort": dict(sort(ENTRY_SORTS, "newest"), name="sort"),
         "tag_sort": dict(sort(TAG_SORTS, "count"), name="sort", description="By entry count (most first) or by name."),
-        "search_sort": dict(sort(search.SORTS, "relevance"), name="sort"),
+        "search_sort": dict(sort(engine.SORTS, "relevance"), name="sort"),
         "all": tag_list("Entries must carry every one of these tags."),
         "any": tag_list("Entries must carry at least one of these tags."),
         "not": tag_list("Entries must carry none of these tags."),
@@ -319,7 +320,7 @@ def _responses() -> dict[str, dict]:
     return {
         "BadRequest": error("A parameter has a value the API cannot use; `message` says which and why."),
         "NotFound": error("No such entry or tag (`suggestions` lists similar known tags), or no such page."),
-        "URITooLong": error("The query string is longer than 4096 bytes."),
+        "URITooLong": error(f"The query string is longer than {MAX_QUERY_STRING} bytes."),
         "Unavailable": error("The search index is missing or will not open."),
         "NotModified": {"description": "The client's copy (`If-None-Match` / `If-Modified-Since`) is current."},
     }

@@ -17,8 +17,10 @@ import signal
 import sys
 import threading
 from concurrent.futures import ProcessPoolExecutor
+from typing import NamedTuple
 
 from .content import ContentError, ParsedEntry, parse_bytes
+from .links import link_resolver
 from .rendering import Rendered, render
 
 log = logging.getLogger(__name__)
@@ -111,19 +113,12 @@ def _parse_job(job) -> ParsedEntry | tuple:
     return ("error", result.path, result.line, result.reason) if isinstance(result, ContentError) else result
 
 
-class _Job:
-    """What a pool process needs to render one entry (picklable, no front matter)."""
+class _Job(NamedTuple):
+    """What a pool process needs to render one entry (small to pickle: no front matter)."""
 
-    __slots__ = ("path", "slug", "body")
-
-    def __init__(self, path, slug, body):
-        self.path, self.slug, self.body = path, slug, body
-
-    def __getstate__(self):
-        return (self.path, self.slug, self.body)
-
-    def __setstate__(self, state):
-        self.path, self.slug, self.body = state
+    path: str
+    slug: str
+    body: str
 
 
 def _context():
@@ -136,9 +131,7 @@ def _start_worker(parent_pid: int, slugs_by_path: dict[str, str]) -> None:
     global _resolve
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the importer handles Ctrl-C and stops the pool
-    from .importer import _link_resolver  # here, not at the top: the importer imports this module
-
-    _resolve = _link_resolver(slugs_by_path)
+    _resolve = link_resolver(slugs_by_path)
 
 
 def _render_job(job: _Job) -> tuple[Rendered, list[str]]:

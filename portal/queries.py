@@ -6,12 +6,12 @@ import datetime as dt
 import difflib
 from dataclasses import dataclass, replace
 
-from flask import current_app, g
+from flask import current_app, has_request_context
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, select
 
 from . import graph
-from .importer import current_generation
+from .generation import current_generation, request_generation
 from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags
 
 KIND_LABELS = {
@@ -202,9 +202,8 @@ def backlinks(entry: Entry) -> list:
 
 
 def content_generation() -> int:
-    """The generation this request's validators were computed for (see http.py), else the database's."""
-    generation = g.get("nexus_generation")
-    return current_generation() if generation is None else generation
+    """The generation this request answers from (the one its validators name); the database's outside a request."""
+    return request_generation()[0] if has_request_context() else current_generation()
 
 
 def tag_graph() -> graph.TagGraph:

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Row
 
-from . import queries, search
+from . import queries
 from .models import Entry
+from .search import engine
 
 MAX_RELATED = 5
 
@@ -20,7 +21,7 @@ class Related:
     reason: str
 
 
-def related_entries(entry: Entry, pool: search.SearcherPool, limit: int = MAX_RELATED) -> list[Related]:
+def related_entries(entry: Entry, pool: engine.SearcherPool, limit: int = MAX_RELATED) -> list[Related]:
     """Up to `limit` entries: strong tag overlap, then similar text, then any shared tag."""
     by_tags = queries.related_by_tags(entry, limit=limit * 2)
     strong = [(e, names) for e, names in by_tags if len(names) >= 2]
@@ -29,8 +30,8 @@ def related_entries(entry: Entry, pool: search.SearcherPool, limit: int = MAX_RE
     seen = {entry.slug} | {r.entry.slug for r in chosen}
     if len(chosen) < limit:
         try:
-            similar = search.more_like(pool, entry.slug, entry.text, limit=limit)
-        except search.IndexUnavailable:
+            similar = engine.more_like(pool, entry.slug, entry.text, limit=limit)
+        except engine.IndexUnavailable:
             similar = []
         found = queries.entry_refs([s for s in similar if s not in seen], column=Entry.slug)
         for slug in (s for s in similar if s in found):

@@ -160,6 +160,7 @@ def make_app(tmp_path, database_url):
             "INSTANCE_PATH": str(tmp_path / instance),
             "CONTENT_DIR": str(content or tmp_path / "content"),
             "INDEX_CHECK_SECONDS": 0,
+            "PAGE_CACHE_MB": 0,  # tests change rows behind the importer's back; test_http.py turns it on
         }
         if database_url:
             config["SQLALCHEMY_DATABASE_URI"] = database_url

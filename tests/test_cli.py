@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from portal import search
+from portal.search import store
 
 from .conftest import write_entry
 
@@ -44,11 +44,11 @@ def test_warnings_are_printed_unless_quiet(runner, content_dir):
 
 def test_reindex_rebuilds_from_the_database(runner, app):
     runner.invoke(args=["import"])
-    before = search.live_index_dir(app.instance_path)
+    before = store.live_index_dir(app.instance_path)
     result = runner.invoke(args=["reindex"])
     assert result.exit_code == 0 and "rebuilt" in result.output
-    after = search.live_index_dir(app.instance_path)
-    assert after != before and search.check_index(app.instance_path) == (1, 5)
+    after = store.live_index_dir(app.instance_path)
+    assert after != before and store.check_index(app.instance_path) == (1, 5)
 
 
 def test_check_parses_without_importing(runner, content_dir, app):
@@ -57,4 +57,4 @@ def test_check_parses_without_importing(runner, content_dir, app):
     assert result.exit_code == 1
     assert "bad.md:2: invalid YAML front matter" in result.output
     assert "6 files checked, 1 with errors" in result.output
-    assert search.live_index_dir(app.instance_path) is None
+    assert store.live_index_dir(app.instance_path) is None

@@ -1,4 +1,4 @@
-"""Security headers, HTTP caching, static fingerprints, proxies and limits (portal/http.py)."""
+"""Security headers, HTTP caching, static fingerprints, proxies and limits (portal/security.py, portal/caching.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from werkzeug.http import http_date
 
-from portal import config, http
+from portal import caching, config, security
 from portal.importer import rebuild_index
 from portal.models import Entry, db
 
@@ -255,8 +255,8 @@ def test_the_fingerprint_follows_the_file_content(imported_app, tmp_path):
 
 
 def test_query_strings_up_to_4_kb_are_served_and_longer_get_414(client):
-    assert client.get("/?x=" + "a" * (http.MAX_QUERY_STRING - 2)).status_code == 200
-    assert client.get("/?x=" + "a" * (http.MAX_QUERY_STRING - 1)).status_code == 414
+    assert client.get("/?x=" + "a" * (security.MAX_QUERY_STRING - 2)).status_code == 200
+    assert client.get("/?x=" + "a" * (security.MAX_QUERY_STRING - 1)).status_code == 414
     response = client.get("/api/search?q=" + "a" * 5000)
     assert response.status_code == 414
     assert response.get_json()["error"]["code"] == 414
@@ -452,6 +452,25 @@ def test_pages_are_rendered_once_per_import_and_served_from_the_cache(cached_app
     assert cache.hits == 2
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/entries",  # CORS headers are added by the API's own hook, after the caching hooks ran
+        "/api/search?q=celery",
+        "/entries/technologies/celery",  # security headers
+    ],
+)
+def test_a_cached_answer_keeps_every_header_of_the_rendered_one(cached_app, path):
+    client = cached_app.test_client()
+    rendered = client.get(path)
+    cached = client.get(path)
+    assert cached_app.extensions["nexus.page_cache"].hits == 1
+    ignored = {"Date", "Content-Length"}
+    assert {k: v for k, v in cached.headers.items() if k not in ignored} == {
+        k: v for k, v in rendered.headers.items() if k not in ignored
+    }
+
+
 def test_a_cached_page_still_answers_conditional_requests_with_304(cached_app):
     client = cached_app.test_client()
     etag = client.get("/tags/celery").headers["ETag"]
@@ -507,7 +526,7 @@ def test_an_import_drops_the_answers_of_the_old_content(cached_app, content_dir)
 def test_a_corrupt_cache_file_is_replaced_and_never_fails_a_request(cached_app, caplog):
     client = cached_app.test_client()
     first = client.get("/tags/celery")
-    path = Path(cached_app.instance_path) / http.PAGE_CACHE_FILE
+    path = Path(cached_app.instance_path) / caching.PAGE_CACHE_FILE
     cache = cached_app.extensions["nexus.page_cache"]
     cache._local.pid = None  # as a worker started after the damage would
     for suffix in ("-wal", "-shm"):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from portal import importer, search
+from portal import importer, locking, writer
 from portal.models import Entry, ImportRun, Link, Tag, db
+from portal.search import store
 
 from .conftest import do_import, write_entry
 
@@ -49,13 +50,13 @@ def test_first_import_adds_everything(app, content_dir):
 
 def test_second_import_changes_nothing(app, content_dir):
     do_import(app, content_dir)
-    live_before = search.live_index_dir(app.instance_path)
+    live_before = store.live_index_dir(app.instance_path)
     report = do_import(app, content_dir)
     assert report.added == report.updated == report.deleted == []
     assert len(report.unchanged) == 5
     assert report.generation == 1
     assert not report.indexed
-    assert search.live_index_dir(app.instance_path) == live_before
+    assert store.live_index_dir(app.instance_path) == live_before
 
 
 def test_changed_file_is_updated_and_reindexed(app, content_dir):
@@ -66,7 +67,7 @@ def test_changed_file_is_updated_and_reindexed(app, content_dir):
     assert report.generation == 2 and report.indexed
     found = entries(app)["technologies/redis"]
     assert found.title == "Redis 7" and "New text." in found.html
-    assert search.check_index(app.instance_path) == (2, 5)
+    assert store.check_index(app.instance_path) == (2, 5)
 
 
 def test_removed_file_is_deleted_with_its_orphan_tags(app, content_dir):
@@ -76,7 +77,7 @@ def test_removed_file_is_deleted_with_its_orphan_tags(app, content_dir):
     assert report.deleted == ["notes/plain-note.md"]
     assert "notes/plain-note" not in entries(app)
     assert "notes" not in tag_slugs(app)
-    assert search.check_index(app.instance_path)[1] == 4
+    assert store.check_index(app.instance_path)[1] == 4
 
 
 def test_broken_edit_keeps_the_last_good_version(app, content_dir):
@@ -199,21 +200,21 @@ def test_a_failed_write_changes_nothing(app, content_dir, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(importer, "_refresh_tag_names", explode)
+    monkeypatch.setattr(writer, "_refresh_tag_names", explode)
     with pytest.raises(RuntimeError):
         do_import(app, content_dir)
     found = entries(app)
     assert "notes/plain-note" in found and found["technologies/redis"].title == "Redis"
     with app.app_context():
         assert db.session.scalar(select(ImportRun.id).order_by(ImportRun.id.desc())) == 1
-    assert search.check_index(app.instance_path) == (1, 5)
+    assert store.check_index(app.instance_path) == (1, 5)
 
 
 def test_only_one_import_at_a_time(app):
     with (
-        importer.import_lock(app.instance_path),
-        pytest.raises(importer.ImportBusy),
-        importer.import_lock(app.instance_path, wait=False),
+        locking.import_lock(app.instance_path),
+        pytest.raises(locking.ImportBusy),
+        locking.import_lock(app.instance_path, wait=False),
     ):
         pass
 
@@ -222,18 +223,18 @@ def test_missing_or_broken_index_is_rebuilt_at_start(app, content_dir):
     import shutil
 
     do_import(app, content_dir)
-    shutil.rmtree(search.live_index_dir(app.instance_path))
+    shutil.rmtree(store.live_index_dir(app.instance_path))
     with app.app_context():
         assert importer.ensure_ready(content_dir, app.instance_path) == "rebuilt the search index"
-    assert search.check_index(app.instance_path) == (1, 5)
+    assert store.check_index(app.instance_path) == (1, 5)
     # A corrupted index (garbage in its files) is rebuilt too.
-    for file in search.live_index_dir(app.instance_path).iterdir():
+    for file in store.live_index_dir(app.instance_path).iterdir():
         if file.suffix in {".toc", ".seg"}:
             file.write_bytes(b"garbage")
     with app.app_context():
         assert importer.ensure_ready(content_dir, app.instance_path) == "rebuilt the search index"
         assert importer.ensure_ready(content_dir, app.instance_path) == "ready"
-    assert search.check_index(app.instance_path) == (1, 5)
+    assert store.check_index(app.instance_path) == (1, 5)
 
 
 def test_empty_site_imports_at_start(app, content_dir):

@@ -7,8 +7,9 @@ import time
 
 import pytest
 
-from portal import importer, search
+from portal import importer, locking
 from portal.models import db
+from portal.search import store
 
 from .conftest import BACKENDS, POSTGRES_URL, do_import, postgres_schema, write_entry
 from .servers import fetch, flask_cli, gunicorn, nexus_env
@@ -30,12 +31,12 @@ def search_slugs(app, q):
 def test_other_nodes_rebuild_their_index_from_the_database(two_nodes, content_dir):
     node_a, node_b = two_nodes
     do_import(node_a, content_dir)
-    assert search.live_index_dir(node_b.instance_path) is None
+    assert store.live_index_dir(node_b.instance_path) is None
     sync = node_b.extensions["nexus.index_sync"]
     with node_b.app_context():
         assert sync.check()  # stale: B has no index yet
     sync.wait(30)
-    assert search.check_index(node_b.instance_path) == (1, 5)
+    assert store.check_index(node_b.instance_path) == (1, 5)
     assert search_slugs(node_b, "worker") == ["technologies/celery"]
 
     write_entry(content_dir, "technologies/flower.md", "# Flower\n\nA dashboard for zeppelin workers.\n")
@@ -45,7 +46,7 @@ def test_other_nodes_rebuild_their_index_from_the_database(two_nodes, content_di
     time.sleep(0.02)
     node_b.test_client().get("/")  # any request triggers the (throttled) check
     sync.wait(30)
-    assert search.check_index(node_b.instance_path) == (2, 6)
+    assert store.check_index(node_b.instance_path) == (2, 6)
     assert search_slugs(node_b, "zeppelin") == ["technologies/flower"]
     with node_b.app_context():
         assert not sync.is_stale() and not sync.check()
@@ -58,7 +59,7 @@ def test_index_sync_heals_an_import_killed_after_its_commit(make_app, content_di
     with app.app_context():
         importer._sync(content_dir.resolve(), True, None)  # the database commits, then the process "dies"
         db.session.remove()
-    assert search.check_index(app.instance_path)[0] == 1
+    assert store.check_index(app.instance_path)[0] == 1
     time.sleep(0.02)
     with app.app_context():
         assert app.extensions["nexus.index_sync"].check()
@@ -81,16 +82,16 @@ def test_two_importers_on_different_nodes_do_not_run_at_once(tmp_path, content_d
     with postgres_schema() as url:
         nodes = [
             create_app({"TESTING": True, "SECRET_KEY": "t", "INSTANCE_PATH": str(tmp_path / name),
-                        "SQLALCHEMY_DATABASE_URI": url, "INDEX_CHECK_SECONDS": 0})
+                        "SQLALCHEMY_DATABASE_URI": url, "INDEX_CHECK_SECONDS": 0, "PAGE_CACHE_MB": 0})
             for name in ("node-a", "node-b")
         ]  # fmt: skip
         node_a, node_b = nodes
         try:
             with (
                 node_a.app_context(),
-                importer.import_lock(node_a.instance_path, engine=db.engine),  # A's database, A's lock
+                locking.import_lock(node_a.instance_path, engine=db.engine),  # A's database, A's lock
                 node_b.app_context(),
-                pytest.raises(importer.ImportBusy, match="another node"),
+                pytest.raises(locking.ImportBusy, match="another node"),
             ):
                 importer.import_content(content_dir, node_b.instance_path, wait=False)
             assert do_import(node_b, content_dir).added  # free again once A lets go

@@ -112,9 +112,9 @@ def test_healthz_is_503_when_the_database_does_not_answer(imported_app):
 def test_healthz_is_503_when_the_index_is_missing(client, imported_app):
     import shutil
 
-    from portal import search
+    from portal.search import store
 
-    shutil.rmtree(search.live_index_dir(imported_app.instance_path))
+    shutil.rmtree(store.live_index_dir(imported_app.instance_path))
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.get_json()["reason"] == "search index will not open"

@@ -91,7 +91,7 @@ def test_small_imports_stay_in_one_process(monkeypatch):
 
 
 def test_large_sites_record_each_spelling_word_once_per_block():
-    from portal.search import thin_spelling
+    from portal.search.analysis import thin_spelling
 
     documents = [{"spell": "redis celery"}, {"spell": "redis django"}, {"spell": "redis"}, {"spell": "redis"}]
     small = list(thin_spelling([dict(d) for d in documents], count=199))  # up to 199 entries: every word

@@ -14,18 +14,9 @@ from whoosh.filedb.filestore import RamStorage
 
 from portal import create_app, queries
 from portal.models import db
-from portal.search import (
-    MAX_QUERY_CHARS,
-    MAX_QUERY_TERMS,
-    TextAnalyzer,
-    WordPrefix,
-    clean_query,
-    collect_results,
-    make_schema,
-    parse,
-    run_search,
-    suggest_titles,
-)
+from portal.search.analysis import TextAnalyzer, make_schema
+from portal.search.engine import collect_results, run_search, suggest_titles
+from portal.search.parsing import MAX_QUERY_CHARS, MAX_QUERY_TERMS, WordPrefix, clean_query, parse
 
 from .conftest import BACKENDS, SAMPLE_ENTRIES, do_import, postgres_schema, write_entry
 
@@ -221,6 +212,7 @@ def corpus_app(root: Path, backend: str, extra: dict[str, str] | None = None):
         "INSTANCE_PATH": str(root / "instance"),
         "CONTENT_DIR": str(content),
         "INDEX_CHECK_SECONDS": 0,
+        "PAGE_CACHE_MB": 0,
     }
     with contextlib.ExitStack() as stack:
         if backend != "sqlite":

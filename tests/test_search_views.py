@@ -409,7 +409,7 @@ def test_long_queries_say_they_were_cut(search_client):
     ],
 )
 def test_oversized_queries_get_a_clear_answer(search_client, q):
-    # Query strings over 4096 bytes are refused with 414 before any work (portal/http.py), as
+    # Query strings over 4096 bytes are refused with 414 before any work (portal/security.py), as
     # gunicorn refuses request lines over 4094 bytes; shorter ones are cut and answered (above).
     response = search_client.get("/api/search", query_string={"q": q})
     assert response.status_code in (200, 414)

@@ -7,7 +7,7 @@ import yaml
 from sqlalchemy import select
 
 from portal.content import read_file
-from portal.importer import find_markdown_files
+from portal.folder import find_markdown_files
 from portal.models import Entry, db
 
 from .conftest import SHIPPED_CONTENT, do_import

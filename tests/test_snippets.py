@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from portal import snippets
-from portal.search import WORD_RE as SEARCH_WORD_RE
-from portal.search import TextAnalyzer
+from portal.search import snippets
+from portal.search.analysis import WORD_RE as SEARCH_WORD_RE
+from portal.search.analysis import TextAnalyzer
 
 WORD_RE = re.compile(r"\w+")
 FILLER = " ".join(["filler"] * 200)  # 1,399 characters without a match

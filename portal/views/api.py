@@ -11,7 +11,7 @@ from flask import Blueprint, Flask, abort, current_app, jsonify, render_template
 
 from .. import openapi, queries
 from ..content import slugify
-from ..importer import current_generation
+from ..generation import current_generation
 from ..models import Entry, Tag
 from ..related import related_entries
 from .args import BadArgument, UnknownTag, choice_arg, int_arg, tag_filter_args

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import queries, search
-from ..importer import current_generation
+from .. import queries
+from ..generation import current_generation
 from ..models import utcnow
+from ..search import engine
 
 bp = Blueprint("health", __name__)
 
@@ -26,7 +27,7 @@ def healthz():
     except SQLAlchemyError as error:
         current_app.logger.warning("health check: database unavailable: %s", error)
         return jsonify(status="error", reason="database unavailable"), 503
-    index_generation, documents = search.check_index(current_app.instance_path)
+    index_generation, documents = engine.check_index(current_app.instance_path)
     body = {
         "status": "ok",
         "entries": entries,

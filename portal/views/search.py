@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
-from .. import queries, search
+from .. import queries
 from ..queries import TagFilter
+from ..search import engine
 from .args import choice_arg, int_arg, tag_filter_args
 from .feeds import opensearch_suggestions
 
@@ -41,18 +42,18 @@ def read_search_args() -> SearchRequest:
     return SearchRequest(
         q=request.args.get("q", ""),
         page=int_arg("page", 1, maximum=10_000),
-        per_page=int_arg("per_page", 10, maximum=search.MAX_PER_PAGE),
-        sort=choice_arg("sort", search.SORTS, "relevance"),
+        per_page=int_arg("per_page", 10, maximum=engine.MAX_PER_PAGE),
+        sort=choice_arg("sort", engine.SORTS, "relevance"),
         tag_filter=tag_filter_args(),
         exact=request.args.get("exact") == "1",
     )
 
 
-def run(args: SearchRequest) -> search.SearchOutcome:
+def run(args: SearchRequest) -> engine.SearchOutcome:
     """Run a search with the worker's searcher; an unusable index is a 503."""
     pool = current_app.extensions["nexus.searchers"]
     try:
-        return search.run_search(
+        return engine.run_search(
             pool,
             args.q,
             page=args.page,
@@ -65,7 +66,7 @@ def run(args: SearchRequest) -> search.SearchOutcome:
             texts=queries.texts_by_slugs,
             correct=not args.exact,
         )
-    except search.IndexUnavailable as error:
+    except engine.IndexUnavailable as error:
         current_app.logger.error("search unavailable: %s", error)
         raise ServiceUnavailable(
             "Search is unavailable right now; the site operator needs to run `flask reindex`."
@@ -120,7 +121,7 @@ def api_search():
     """
     args = read_search_args()
     if not args.q.strip():
-        outcome = search.SearchOutcome(query="", hits=[], total=0, page=args.page, per_page=args.per_page)
+        outcome = engine.SearchOutcome(query="", hits=[], total=0, page=args.page, per_page=args.per_page)
     else:
         outcome = run(args)
     entries = {e.slug: e for e in queries.entries_by_slugs([hit.slug for hit in outcome.hits])}
@@ -177,11 +178,11 @@ def api_suggest():
         "414": URITooLong
     """
     q = request.args.get("q", "")
-    if len(q) > search.MAX_QUERY_CHARS:
-        abort(400, description=f"'q' must be at most {search.MAX_QUERY_CHARS} characters.")
+    if len(q) > engine.MAX_QUERY_CHARS:
+        abort(400, description=f"'q' must be at most {engine.MAX_QUERY_CHARS} characters.")
     try:
-        slugs = search.suggest_titles(current_app.extensions["nexus.searchers"], q)
-    except search.IndexUnavailable:
+        slugs = engine.suggest_titles(current_app.extensions["nexus.searchers"], q)
+    except engine.IndexUnavailable:
         slugs = []
     entries = queries.entries_by_slugs(slugs)
     if request.args.get("format") == "opensearch":

@@ -68,6 +68,7 @@ def shipped_app(tmp_path_factory):
                 "SECRET_KEY": "browser-tests",
                 "INSTANCE_PATH": str(tmp_path_factory.mktemp("browser-instance")),
                 "CONTENT_DIR": str(SHIPPED_CONTENT),
+                "PAGE_CACHE_MB": 0,
             }
         )
     with app.app_context():

@@ -1,0 +1,94 @@
+"""One open searcher per worker thread, reopened only when a new index is swapped in.
+
+Never `Searcher.refresh()`: whoosh-reloaded 2.7.5 returns deleted and duplicate documents after it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from whoosh import scoring
+
+from .store import IndexUnavailable, index_generation, live_index_dir, open_index
+
+log = logging.getLogger(__name__)
+
+
+class SearcherPool:
+    """One open searcher per thread of a worker, reopened only when the index changed."""
+
+    def __init__(self, instance_path):
+        self.instance_path = instance_path
+        self._local = threading.local()
+        self.opened = 0  # how many times this process opened an index (for tests and benchmarks)
+        self._open: list = []  # (searcher, index) of every thread, so that close() reaches them all
+        self._open_lock = threading.Lock()
+        self._cache: dict = {}
+        self._cache_generation = None
+
+    def cache_for(self, generation) -> dict:
+        """A small per-process cache that is emptied whenever the index generation changes."""
+        if generation != self._cache_generation or len(self._cache) > 4096:
+            self._cache, self._cache_generation = {}, generation
+        return self._cache
+
+    def get(self):
+        """The current searcher, reopening it if the live index was swapped."""
+        state = self._local
+        directory = live_index_dir(self.instance_path)
+        if directory is None:
+            raise IndexUnavailable("the search index has not been built yet")
+        searcher = getattr(state, "searcher", None)
+        stale = (
+            searcher is None
+            or getattr(state, "pid", None) != os.getpid()
+            or state.directory != directory
+            or not searcher.up_to_date()
+        )
+        if stale:
+            self._close(state)
+            ix = open_index(directory)
+            state.searcher = ix.searcher(weighting=scoring.BM25F())
+            state.index, state.directory, state.pid = ix, directory, os.getpid()
+            state.generation = index_generation(directory)
+            state.tags = _load_doc_tags(state.searcher)
+            self.opened += 1
+            with self._open_lock:
+                self._open.append((state.searcher, ix))
+        return state.searcher, state.tags, state.generation
+
+    def close(self) -> None:
+        """Close every thread's searcher and its open files (an app being thrown away)."""
+        with self._open_lock:
+            handles, self._open = self._open, []
+        for searcher, ix in handles:
+            _close_quietly(searcher, ix)
+
+    def _close(self, state):
+        """Close this thread's searcher (after a swap); a forked child leaves its parent's alone."""
+        searcher = getattr(state, "searcher", None)
+        if searcher is not None and getattr(state, "pid", None) == os.getpid():
+            with self._open_lock:
+                self._open = [(s, ix) for s, ix in self._open if s is not searcher]
+            _close_quietly(searcher, state.index)
+        state.searcher = None
+
+
+def _close_quietly(searcher, ix) -> None:
+    """Close a searcher and its index; closing a deleted index can fail harmlessly."""
+    try:
+        searcher.close()
+        ix.close()
+    except Exception:  # noqa: BLE001
+        log.debug("closing an old searcher failed", exc_info=True)
+
+
+def _load_doc_tags(searcher):
+    """Tag slugs per document number, kept in memory for fast facet counts."""
+    tags = {}
+    for docnum, stored in searcher.reader().iter_docs():
+        value = stored.get("tags") or ""
+        tags[docnum] = tuple(value.split(",")) if value else ()
+    return tags

@@ -1,0 +1,166 @@
+"""The database side of an import: what it holds now, and every change in one transaction.
+
+Only the importer calls this module (the importer is the only writer): entries are
+inserted, updated and deleted in batches, with their tags and links, and an `ImportRun`
+row records the new content generation when anything changed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, delete, func, insert, select
+
+from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags, utcnow
+from .report import ImportReport
+from .vocabulary import TagResolver
+
+
+@dataclass
+class Existing:
+    """What the database knows of one file, without loading its HTML."""
+
+    id: int
+    slug: str
+    content_hash: str
+    link_keys: list
+    created: dt.date
+
+
+def existing_entries() -> dict[str, Existing]:
+    """path -> what the database holds, in one light query."""
+    result = db.session.execute(
+        select(Entry.path, Entry.id, Entry.slug, Entry.content_hash, Entry.link_keys, Entry.created_at)
+    )
+    return {
+        row.path: Existing(row.id, row.slug, row.content_hash, row.link_keys or [], row.created_at.date())
+        for row in result
+    }
+
+
+def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport, started_at, intro) -> None:
+    """Apply every change in one write transaction (BEGIN IMMEDIATE on SQLite)."""
+    session = db.session
+    session.rollback()
+    session.connection(execution_options={"nexus_write": True})
+    now = utcnow()
+    try:
+        if gone:
+            session.execute(delete(Entry).where(Entry.path.in_(gone)))
+            report.deleted.extend(sorted(gone))
+        # Slugs freed by deletions or moves must be released before others take them.
+        moved = [r for r in rows if r["path"] in existing and existing[r["path"]].slug != r["slug"]]
+        for row in moved:
+            session.execute(
+                Entry.__table__.update().where(Entry.path == row["path"]).values(slug=f"~moving~{row['path']}")
+            )
+        tag_ids = _ensure_tags(session, tags, {slug for row in rows for slug in row["_tags"]})
+        ids = _write_entries(session, rows, existing, now, report)
+        tag_rows = [{"entry_id": ids[r["path"]], "tag_id": tag_ids[slug]} for r in rows for slug in r["_tags"]]
+        link_rows = [{"source_id": ids[r["path"]], "target_slug": slug} for r in rows for slug in r["_links"]]
+        _insert_many(session, entry_tags, tag_rows)
+        _insert_many(session, Link.__table__, link_rows)
+        _refresh_tag_names(session, tags)
+        session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
+        report.site_text_changed = _store_site_text(session, "intro", intro)
+        if report.changed:
+            session.add(
+                ImportRun(
+                    started_at=started_at,
+                    finished_at=utcnow(),
+                    added=len(report.added),
+                    updated=len(report.updated),
+                    unchanged=len(report.unchanged),
+                    deleted=len(report.deleted),
+                    errors=len(report.errors),
+                    entries=session.scalar(select(func.count()).select_from(Entry)) or 0,
+                )
+            )
+            session.flush()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _write_entries(session, rows, existing, now, report: ImportReport) -> dict[str, int]:
+    """Update changed and insert new entry rows, one statement for many rows; path -> entry id."""
+    table = Entry.__table__
+    ids: dict[str, int] = {}
+    updates, inserts = [], []
+    for row in rows:
+        old = existing.get(row["path"])
+        values = {k: v for k, v in row.items() if not k.startswith("_")}
+        values["sort_date"] = row["updated"] or row["date"] or (old.created if old else now.date())
+        values["modified_at"] = now
+        if old is None:
+            inserts.append({**values, "created_at": now})
+        else:
+            ids[row["path"]] = old.id
+            updates.append({**values, "entry_id": old.id})
+    if updates:
+        # Their tags and links are written again below, like those of new entries.
+        for child, column in ((entry_tags, entry_tags.c.entry_id), (Link.__table__, Link.source_id)):
+            session.execute(
+                delete(child).where(column == bindparam("entry_id")), [{"entry_id": u["entry_id"]} for u in updates]
+            )
+        session.execute(table.update().where(table.c.id == bindparam("entry_id")), updates)
+        report.updated.extend(u["path"] for u in updates)
+    if inserts:
+        inserted = session.execute(
+            table.insert().returning(table.c.id, table.c.path, sort_by_parameter_order=True), inserts
+        )
+        ids.update((path, entry_id) for entry_id, path in inserted)
+        report.added.extend(i["path"] for i in inserts)
+    return ids
+
+
+def _insert_many(session, table, rows: list[dict]) -> None:
+    """One INSERT for all `rows` (none when there are none)."""
+    if rows:
+        session.execute(insert(table), rows)
+
+
+def _store_site_text(session, key: str, value: tuple[str, str] | None) -> bool:
+    """Insert, update or delete one piece of site text; True if it changed."""
+    current = session.get(SiteText, key)
+    if value is None:
+        if current is None:
+            return False
+        session.delete(current)
+        return True
+    html, digest = value
+    if current is not None and current.content_hash == digest:
+        return False
+    if current is None:
+        session.add(SiteText(key=key, html=html, content_hash=digest))
+    else:
+        current.html, current.content_hash = html, digest
+    return True
+
+
+def _ensure_tags(session, tags: TagResolver, slugs: set[str]) -> dict[str, int]:
+    """Ids for the given tag slugs, creating missing tags."""
+    known = dict(session.execute(select(Tag.slug, Tag.id).where(Tag.slug.in_(slugs))).all()) if slugs else {}
+    for slug in sorted(slugs - known.keys()):
+        info = tags.vocabulary.get(slug, {})
+        known[slug] = session.execute(
+            insert(Tag).values(
+                slug=slug,
+                name=tags.names.get(slug, slug),
+                description=info.get("description", ""),
+                aliases=info.get("aliases", []),
+            )
+        ).inserted_primary_key[0]
+    return known
+
+
+def _refresh_tag_names(session, tags: TagResolver) -> None:
+    """Keep vocabulary names and descriptions current on existing tags."""
+    for slug, info in tags.vocabulary.items():
+        session.execute(
+            Tag.__table__.update()
+            .where(Tag.slug == slug)
+            .values(name=info["name"], description=info["description"], aliases=info["aliases"])
+        )
