@@ -47,8 +47,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.extensions["nexus.searchers"] = searchers.SearcherPool(app.instance_path)
     app.extensions["nexus.graph"] = graph.GraphCache()
     views.register(app)
+    security.register(app)
     caching.register(app)
-    security.register(app)  # outermost: proxies and limits apply before the page cache answers
+    security.trust_proxies(app)
     index_sync.register(app)
     cli.register(app)
     return app

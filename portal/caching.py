@@ -48,7 +48,7 @@ class Validators(NamedTuple):
 
 
 def register(app: Flask) -> None:
-    """Install validators, the page cache and static fingerprints (before `security.register`)."""
+    """Install validators, the page cache and static fingerprints."""
     megabytes = app.config["PAGE_CACHE_MB"]
     app.extensions["nexus.http"] = _Release(app)
     app.extensions["nexus.generation"] = GenerationWatch(app.instance_path, float(app.config["INDEX_CHECK_SECONDS"]))

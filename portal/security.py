@@ -37,14 +37,13 @@ SECURITY_HEADERS = {
 
 
 def register(app: Flask) -> None:
-    """Install the limit, the headers and proxy trust; call after `caching.register`.
-
-    The limit runs before every other hook (no work for an oversized URL), the headers are set
-    before the page cache stores an answer, and the proxy fix wraps the page cache, whose
-    keys hold the public URL.
-    """
-    app.before_request_funcs.setdefault(None, []).insert(0, _limit_query_string)
+    """Install the query-string limit and the headers; before `caching.register`, so no oversized URL reaches it."""
+    app.before_request(_limit_query_string)
     app.after_request(_add_headers)
+
+
+def trust_proxies(app: Flask) -> None:
+    """Read `X-Forwarded-*` from the configured number of proxies; the outermost layer, as page cache keys hold the public URL."""
     trusted = app.config["TRUSTED_PROXIES"]
     if trusted:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted, x_port=trusted, x_prefix=trusted)  # fmt: skip
