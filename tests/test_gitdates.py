@@ -270,7 +270,7 @@ def git_calls(tmp_path, monkeypatch):
     def logs() -> int:
         """How many `git log` runs so far."""
         lines = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
-        return sum(1 for line in lines if " log -z " in line)
+        return sum(1 for line in lines if "log" in line.split())  # the subcommand, not a -c log.* setting
 
     return logs
 
