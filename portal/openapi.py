@@ -217,17 +217,20 @@ def _schemas() -> dict[str, dict]:
         ),
         "SearchResult": strict_object(
             {
-                "slug": text,
-                "title": text,
-                "url": uri,
-                "kind": kind,
-                "tags": slugs,
-                "date": {"type": "string", "format": "date"},
+                **entry_summary,
                 "snippet": {"type": "string", "description": "Escaped text with matches in `<mark>`."},
                 "score": {
                     "type": "number",
                     "minimum": 0,
-                    "description": "BM25F score; 0 when sorted by date or title.",
+                    "description": (
+                        "BM25F score (for a partial match, times the share of the query it covers); "
+                        "0 when sorted by date or title."
+                    ),
+                },
+                "missing_words": {
+                    "type": "array",
+                    "items": text,
+                    "description": "Words of the query this entry lacks (empty for a full match).",
                 },
             }
         ),
@@ -243,7 +246,17 @@ def _schemas() -> dict[str, dict]:
                 "corrected": nullable(
                     {"type": "string", "description": "The corrected query whose results these are."}
                 ),
-                "suggestion": nullable({"type": "string", "description": "A query that may find more."}),
+                "suggestion": nullable({"type": "string", "description": "A corrected query that may find more."}),
+                "relaxed": {
+                    "type": "boolean",
+                    "description": "Some results lack some of the words (they follow the full matches).",
+                },
+                "full_matches": dict(count, description="Results that have every word of the query."),
+                "ignored_words": {
+                    "type": "array",
+                    "items": text,
+                    "description": "Function words of the query that were not required.",
+                },
                 "notice": nullable({"type": "string", "description": "Why the query was cut, if it was."}),
             }
         ),

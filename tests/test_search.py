@@ -252,6 +252,11 @@ def slugs(outcome) -> list[str]:
     return [hit.slug for hit in outcome.hits]
 
 
+def full_slugs(outcome) -> list[str]:
+    """The slugs of the hits that have every word of the query (relaxed matches follow them)."""
+    return [hit.slug for hit in outcome.hits if not hit.missing]
+
+
 # --- ranking ---------------------------------------------------------------------------
 
 
@@ -292,8 +297,9 @@ CELERY, REDIS, CACHING, REPORTS = (
     [
         ("celery", {CELERY, REDIS, REPORTS}),  # one word, in title, body or tags
         ("CELERY", {CELERY, REDIS, REPORTS}),  # case does not matter
-        ("celery broker", {CELERY, REDIS}),  # several words: all must match (AND)
+        ("celery broker", {CELERY, REDIS}),  # several words: the full matches have all (AND)
         ("celery poll", {REPORTS}),  # AND across title-less body words
+        ("celery and the broker", {CELERY, REDIS}),  # function words are not required
         ('"background tasks"', {CELERY}),  # exact phrase
         ('"tasks background"', set()),  # a phrase keeps its word order
         ("invalid*", {CACHING}),  # prefix
@@ -311,7 +317,7 @@ CELERY, REDIS, CACHING, REPORTS = (
     ],
 )
 def test_query_syntax(search_app, q, expected):
-    assert set(slugs(search(search_app, q))) == expected
+    assert set(full_slugs(search(search_app, q))) == expected
 
 
 @pytest.mark.parametrize(
@@ -508,7 +514,7 @@ def test_aliases_find_each_other(search_app, q, expected):
     ],
 )
 def test_technical_tokens_are_findable_as_typed(search_app, q):
-    assert slugs(search(search_app, q)) == ["challenges/slow-list-pages"]
+    assert full_slugs(search(search_app, q)) == ["challenges/slow-list-pages"]
 
 
 @pytest.mark.parametrize(

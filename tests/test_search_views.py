@@ -16,9 +16,11 @@ from .test_search import CELERY, REDIS, REPORTS, ZEPHYR_WORDS, corpus_app
 # The top-level keys and result keys the issue lists for /api/search ...
 API_KEYS = {"query", "total", "page", "pages", "results", "facets", "corrected", "suggestion"}
 RESULT_KEYS = {"slug", "title", "url", "kind", "tags", "snippet", "score"}
-# ... and the few the implementation adds on top: the page size, the "query was cut" notice, the date.
-API_EXTRA_KEYS = {"per_page", "notice"}
-RESULT_EXTRA_KEYS = {"date"}
+# ... and those the implementation adds on top: the page size, the "query was cut" notice, what the
+# engine did to the query (relaxed matching, function words); each result as the entries API lists
+# it, with the words it lacks.
+API_EXTRA_KEYS = {"per_page", "notice", "relaxed", "full_matches", "ignored_words"}
+RESULT_EXTRA_KEYS = {"date", "updated", "summary", "api_url", "missing_words"}
 
 # A title holding markup-like text, to check that result cards escape it.
 ANGLE_ENTRY = """\
@@ -77,6 +79,7 @@ def test_api_shape(search_client):
     assert body["query"] == "celery"
     assert (body["total"], body["page"], body["pages"], body["per_page"]) == (3, 1, 1, 10)
     assert body["corrected"] is None and body["suggestion"] is None and body["notice"] is None
+    assert (body["relaxed"], body["full_matches"], body["ignored_words"]) == (False, 3, [])
     assert set(body["facets"]) == {"tags"}
     assert all(isinstance(k, str) and isinstance(v, int) for k, v in body["facets"]["tags"].items())
     first = body["results"][0]
@@ -89,6 +92,7 @@ def test_api_shape(search_client):
     assert first["date"] == "2025-03-01"
     assert "<mark>Celery</mark>" in first["snippet"]
     assert isinstance(first["score"], float) and first["score"] > 0
+    assert first["missing_words"] == []
 
 
 def test_api_result_urls_open_the_entry(search_client):

@@ -179,7 +179,22 @@ def make_schema():
         date=fields.DATETIME(sortable=True),
         title_sort=fields.ID(sortable=True),
         spell=fields.TEXT(analyzer=spelling_analyzer(), phrase=False),
+        hub=fields.BOOLEAN(),
     )
+
+
+#: Bump when the schema or the analysis changes: an index of another version is rebuilt, never updated.
+SCHEMA_VERSION = 2
+#: A page with at least this many links to other notes, and a link for every this many words or
+#: fewer, is an index of the collection (a README listing every note), not an answer.
+HUB_MIN_LINKS = 20
+HUB_WORDS_PER_LINK = 20
+
+
+def is_hub(entry) -> bool:
+    """True for a page that mostly lists other notes: it has most words of any query, and answers none."""
+    links = len(entry.link_keys or ())
+    return links >= HUB_MIN_LINKS and (entry.word_count or 0) <= HUB_WORDS_PER_LINK * links
 
 
 def document_for(entry) -> dict:
@@ -197,6 +212,7 @@ def document_for(entry) -> dict:
         "date": dt.datetime.combine(entry.sort_date, dt.time()),
         "title_sort": entry.title.casefold()[:200],
         "spell": distinct_words(" ".join([entry.title, tag_words, entry.headings or "", entry.text])),
+        "hub": is_hub(entry),
     }
 
 

@@ -1,18 +1,80 @@
-"""Query text into a Whoosh query: operators, prefixes, compounds inside phrases, aliases, filters."""
+"""Query text into Whoosh queries: the words that must match, operators, prefixes, compounds, aliases, filters.
+
+A query of plain words is planned word by word, so the engine can require every word or, when
+that finds too little, most of them (see engine.py). Function words ("how do I … in …") are never
+required. A query with operators (quotes, AND/OR/NOT, -word, field:term, prefix*) keeps its strict
+meaning and goes through Whoosh's parser whole.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from dataclasses import dataclass, field
 
 from whoosh import query
+from whoosh.analysis import STOP_WORDS
 from whoosh.qparser import FieldAliasPlugin, MultifieldParser, PlusMinusPlugin
 
 from ..aliases import ALIASES
-from .analysis import SEARCH_FIELDS, SPLIT_RE, WORD_PATTERN, TextAnalyzer, compound_parts
+from .analysis import SEARCH_FIELDS, SPLIT_RE, WORD_PATTERN, WORD_RE, TextAnalyzer, compound_parts
 
 MAX_QUERY_CHARS = 500
 MAX_QUERY_TERMS = 32
+
+#: Words that say nothing about a topic: never required and never corrected. The index drops
+#: Whoosh's stop words from text; the others (question words, pronouns, auxiliaries) are indexed
+#: but would make "how do I … in my …" demand words that notes rarely use. Inside a quoted phrase
+#: they still count.
+FUNCTION_WORDS = frozenset(STOP_WORDS) | frozenset(
+    """about above across after again against all along also am among any anything around because been
+    before behind being below beside between beyond both but could did do does doing done don doesn
+    didn down during each either else even ever every few further had has hasn
+    have haven having he her here hers herself him himself his how however i im into isn its itself
+    just let lets me mine more most much must my myself neither no nor now off once only onto
+    other others our ours ourselves out over own per please rather same shall she should shouldn
+    since so some someone something such than then there these they those though
+    through thru till too toward towards under until unto up upon very via was wasn were
+    weren what whatever whether which while who whom whose why within without won would wouldn
+    aren couldn ll ve re""".split()  # noqa: SIM905 - a paragraph of words reads better than 200 strings
+)
+#: Field names a query may use as `field:term` (and the aliases of make_parser).
+QUERY_FIELDS = ("title", "intitle", "tag", "tags", "kind", "summary", "headings", "body")
+#: Syntax that makes a query explicit: it then keeps Whoosh's strict meaning.
+EXPLICIT_RE = re.compile(
+    r'["()\[\]{}^~*]|(?<![^\s(])[-+](?=\S)|\b(?:AND|OR|NOT|ANDNOT|ANDMAYBE)\b|\w\?\w|\?\w'
+    rf"|\b(?:{'|'.join(QUERY_FIELDS)}):"
+)
+#: `what's`, `don't`, `you'll`: the contraction's tail is not a word of its own.
+CONTRACTION_RE = re.compile(r"(\w)['’](?:s|t|re|ve|ll|d|m)\b", re.IGNORECASE)
+#: Outside quotes: a bare word, for dropping function words from an explicit query.
+BARE_WORD_RE = re.compile(r'"[^"]*"?|(?<![^\s(])([^\W\d_]+)(?=[\s)]|$)')
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One thing a plain query asks for: a word, or a multi-word name with aliases ("docker compose")."""
+
+    text: str
+    query: query.Query
+    correctable: bool  # a single word of letters, which typo correction may replace
+
+
+@dataclass
+class QueryPlan:
+    """What a query asks for: its units (plain queries), or one strict query (explicit ones)."""
+
+    text: str
+    units: list[Unit] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # function words, not required
+    strict: query.Query | None = None  # every unit, or the explicit query
+    explicit: bool = False
+
+    @property
+    def words(self) -> list[str]:
+        """The units as typed, for notices and corrections."""
+        return [unit.text for unit in self.units]
 
 
 def clean_query(raw: str) -> tuple[str, str | None]:
@@ -26,6 +88,59 @@ def clean_query(raw: str) -> tuple[str, str | None]:
     if len(words) > MAX_QUERY_TERMS:
         text, notice = " ".join(words[:MAX_QUERY_TERMS]), f"Only the first {MAX_QUERY_TERMS} words were used."
     return text, notice
+
+
+def plan_query(schema, text: str) -> QueryPlan:
+    """Plan a cleaned query: explicit syntax goes to the parser whole; plain words become units."""
+    if not text:
+        return QueryPlan(text=text)
+    if EXPLICIT_RE.search(text):
+        kept, ignored = strip_function_words(text)
+        return QueryPlan(text=text, ignored=ignored, strict=parse(schema, kept or text), explicit=True)
+    words = WORD_RE.findall(CONTRACTION_RE.sub(r"\1", text))
+    content = [w for w in words if w.lower() not in FUNCTION_WORDS]
+    ignored = [w for w in words if w.lower() in FUNCTION_WORDS] if content else []
+    units = [unit for unit in _units(schema, content or words) if unit.query is not None]
+    strict = units[0].query if len(units) == 1 else query.And([u.query for u in units]) if units else None
+    return QueryPlan(text=text, units=units, ignored=ignored, strict=strict)
+
+
+def _units(schema, words: list[str]):
+    """Units of the words, joining runs that name an alias group ("django rest framework")."""
+    names = _multiword_names()
+    lowered = [w.lower() for w in words]
+    at = 0
+    while at < len(words):
+        for size in range(min(4, len(words) - at), 1, -1):
+            name = " ".join(lowered[at : at + size])
+            if name in names:
+                yield Unit(" ".join(words[at : at + size]), parse(schema, f'"{name}"'), correctable=False)
+                at += size
+                break
+        else:
+            word = words[at]
+            yield Unit(word, parse(schema, word), correctable=word.isalpha() and len(word) >= 3)
+            at += 1
+
+
+@functools.cache
+def _multiword_names() -> frozenset[str]:
+    """Alias names of several words, which a plain query matches as phrases."""
+    return frozenset(name.lower() for group in ALIASES for name in group if " " in name)
+
+
+def strip_function_words(text: str) -> tuple[str, list[str]]:
+    """Drop bare function words outside quotes (not operators, prefixes or field:terms); return what was dropped."""
+    dropped: list[str] = []
+
+    def drop(match):
+        word = match.group(1)
+        if word and word.lower() in FUNCTION_WORDS and word not in ("AND", "OR", "NOT"):
+            dropped.append(word)
+            return ""
+        return match.group(0)
+
+    return " ".join(BARE_WORD_RE.sub(drop, text).split()), dropped
 
 
 def make_parser(schema):

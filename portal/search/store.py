@@ -19,11 +19,13 @@ from whoosh import index
 from whoosh.filedb.filestore import FileStorage
 
 from ..generation import read_generation, write_generation
-from .analysis import make_schema
+from .analysis import SCHEMA_VERSION, make_schema
 
 log = logging.getLogger(__name__)
 
 INDEX_LINK = "index"
+#: Names the schema version an index directory was built with (see analysis.SCHEMA_VERSION).
+SCHEMA_FILE = "schema"
 
 
 def index_link(instance_path) -> Path:
@@ -65,6 +67,7 @@ def build_index(instance_path, documents, generation: int, *, procs: int = 1) ->
         raise
     ix.close()
     write_generation(building, generation)
+    (building / SCHEMA_FILE).write_text(f"{SCHEMA_VERSION}\n")
     final = instance / name
     os.rename(building, final)
     _swap_link(instance, name)
@@ -97,8 +100,16 @@ def _remove_stale(instance: Path, keep: set[str]) -> None:
 
 
 def index_generation(directory: Path) -> int | None:
-    """The content generation an index directory was built from."""
-    return read_generation(directory)
+    """The content generation an index directory was built from; None for an index of another schema.
+
+    An index built by another version of the schema or the analysis is treated as missing, so
+    start-up and the next import rebuild it rather than read or update it.
+    """
+    try:
+        version = int((Path(directory) / SCHEMA_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return read_generation(directory) if version == SCHEMA_VERSION else None
 
 
 def check_index(instance_path) -> tuple[int | None, int | None]:

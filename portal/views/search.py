@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
 from werkzeug.exceptions import ServiceUnavailable
@@ -10,10 +10,13 @@ from werkzeug.exceptions import ServiceUnavailable
 from .. import queries
 from ..queries import TagFilter
 from ..search import engine
+from .api import entry_summary
 from .args import choice_arg, int_arg, tag_filter_args
 from .feeds import opensearch_suggestions
 
 bp = Blueprint("search", __name__)
+
+DEFAULT_PER_PAGE = 10
 
 
 @dataclass
@@ -36,13 +39,27 @@ class SearchRequest:
     def kind(self) -> str | None:
         return self.tag_filter.kind
 
+    def params(self, **changes) -> dict:
+        """Query parameters of this search with some changed, defaults left out (for links)."""
+        tag_filter = changes.pop("tag_filter", self.tag_filter)
+        args = replace(self, **changes)
+        params = {
+            "q": args.q,
+            "page": args.page if args.page > 1 else None,
+            "per_page": args.per_page if args.per_page != DEFAULT_PER_PAGE else None,
+            "sort": args.sort if args.sort != "relevance" else None,
+            "exact": "1" if args.exact else None,
+            **tag_filter.params(),
+        }
+        return {name: value for name, value in params.items() if value is not None}
+
 
 def read_search_args() -> SearchRequest:
     """Parse and check the search parameters; bad ones raise a 400, unknown tags a 404."""
     return SearchRequest(
         q=request.args.get("q", ""),
         page=int_arg("page", 1, maximum=10_000),
-        per_page=int_arg("per_page", 10, maximum=engine.MAX_PER_PAGE),
+        per_page=int_arg("per_page", DEFAULT_PER_PAGE, maximum=engine.MAX_PER_PAGE),
         sort=choice_arg("sort", engine.SORTS, "relevance"),
         tag_filter=tag_filter_args(),
         exact=request.args.get("exact") == "1",
@@ -80,10 +97,13 @@ def search_page():
     if not args.q.strip():
         return render_template("search/search.html", args=args, outcome=None, results=[], tags=queries.popular_tags(30))
     outcome = run(args)
-    entries = queries.entries_by_slugs([hit.slug for hit in outcome.hits])
-    snippets = {hit.slug: hit.snippet for hit in outcome.hits}
-    results = [(entry, snippets.get(entry.slug, "")) for entry in entries]
-    return render_template("search/search.html", args=args, outcome=outcome, results=results, tags=[])
+    return render_template("search/search.html", args=args, outcome=outcome, results=_with_entries(outcome), tags=[])
+
+
+def _with_entries(outcome: engine.SearchOutcome) -> list[tuple]:
+    """(entry, hit) for each hit of the page whose entry still exists, in rank order."""
+    entries = {entry.slug: entry for entry in queries.entries_by_slugs([hit.slug for hit in outcome.hits])}
+    return [(entries[hit.slug], hit) for hit in outcome.hits if hit.slug in entries]
 
 
 @bp.get("/api/search")
@@ -95,7 +115,12 @@ def api_search():
       description: >-
         Full-text search (BM25F; several words narrow, `"phrase"`, `prefix*`, `-word`, `tag:x`,
         `kind:x`, `title:x`), with highlighted snippets, tag facets over all matches and typo
-        correction. An empty `q` finds nothing. Queries are cut to 500 characters and 32 words.
+        correction. Function words ("how", "in", "the") are never required (`ignored_words`).
+        When fewer than 10 entries have every word, entries that match most of them follow the
+        full matches (`relaxed`, `full_matches`; each result's `missing_words`). A word the index
+        does not know is corrected when that finds better results (`corrected`), or offered
+        (`suggestion`). Quotes and operators keep their strict meaning. An empty `q` finds
+        nothing. Queries are cut to 500 characters and 32 words.
       operationId: search
       tags: [search]
       parameters:
@@ -124,20 +149,14 @@ def api_search():
         outcome = engine.SearchOutcome(query="", hits=[], total=0, page=args.page, per_page=args.per_page)
     else:
         outcome = run(args)
-    entries = {e.slug: e for e in queries.entries_by_slugs([hit.slug for hit in outcome.hits])}
     results = [
         {
-            "slug": hit.slug,
-            "title": entries[hit.slug].title,
-            "url": url_for("pages.entry", slug=hit.slug, _external=True),
-            "kind": entries[hit.slug].kind,
-            "tags": [tag.slug for tag in entries[hit.slug].tags],
-            "date": entries[hit.slug].sort_date.isoformat(),
+            **entry_summary(entry),
             "snippet": hit.snippet,
             "score": round(hit.score, 4),
+            "missing_words": hit.missing,
         }
-        for hit in outcome.hits
-        if hit.slug in entries
+        for entry, hit in _with_entries(outcome)
     ]
     return jsonify(
         query=outcome.query,
@@ -149,6 +168,9 @@ def api_search():
         facets={"tags": outcome.facets},
         corrected=outcome.corrected,
         suggestion=outcome.suggestion,
+        relaxed=outcome.relaxed,
+        full_matches=outcome.full_matches,
+        ignored_words=outcome.ignored,
         notice=outcome.notice,
     )
 
