@@ -315,8 +315,8 @@ def _body_terms(searcher, q) -> frozenset[str]:
             continue
         try:
             terms = leaf.expanded_terms(reader, phrases=True)
-        except Exception:  # noqa: BLE001, S112 - a leaf the index refuses has no terms to mark
-            continue
+        except Exception:  # noqa: BLE001, S112  # nosec B112
+            continue  # a leaf the index refuses has no terms to mark
         found.update(text.decode() if isinstance(text, bytes) else text for _, text in terms)
     return frozenset(found)
 
