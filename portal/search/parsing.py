@@ -119,14 +119,55 @@ def _units(schema, words: list[str]):
                 break
         else:
             word = words[at]
-            yield Unit(word, parse(schema, word), correctable=word.isalpha() and len(word) >= 3)
+            yield Unit(word, word_query(schema, word), correctable=word.isalpha() and len(word) >= 3)
             at += 1
+
+
+_WORD_QUERIES: dict[str, query.Query | None] = {}
+
+
+def word_query(schema, word: str):
+    """One plain word in every search field, with its aliases: what `parse` gives for it, without the parser.
+
+    Whoosh's parser costs a millisecond or two per word; a plain word needs none of it. The
+    queries of words already seen are kept (a few thousand; the schema never changes).
+    """
+    if word in _WORD_QUERIES:
+        return _WORD_QUERIES[word]
+    parts = []
+    for fieldname in SEARCH_FIELDS:
+        terms = analyze_terms(schema, fieldname, word)
+        if len(terms) > 1:  # a word the analyzer splits: the parser knows how to join its pieces
+            return parse(schema, word)
+        parts.extend(query.Term(fieldname, term) for term in terms if term)
+    q = (parts[0] if len(parts) == 1 else query.Or(parts)) if parts else None
+    q = expand_aliases(q, schema) if q is not None else None
+    if len(_WORD_QUERIES) > 4096:
+        _WORD_QUERIES.clear()
+    _WORD_QUERIES[word] = q
+    return q
 
 
 @functools.cache
 def _multiword_names() -> frozenset[str]:
     """Alias names of several words, which a plain query matches as phrases."""
     return frozenset(name.lower() for group in ALIASES for name in group if " " in name)
+
+
+#: Letters a prefix or wildcard needs besides `*` and `?`: fewer would read most of the index.
+MIN_PATTERN_LETTERS = 1
+
+
+def too_broad(q) -> str | None:
+    """Why a query would read most of the index (a bare `*` or `?*`), with how to narrow it; None if it is fine."""
+    for leaf in q.leaves() if not q.is_leaf() else [q]:
+        if isinstance(leaf, query.Every):
+            return "“*” alone matches every entry: add at least one letter before the star, like “redi*”."
+        if isinstance(leaf, query.Wildcard | query.Prefix):
+            letters = len(re.sub(r"[*?]", "", leaf.text))
+            if letters < MIN_PATTERN_LETTERS:
+                return f"“{leaf.text}” matches almost every word: add at least one letter, like “redi*”."
+    return None
 
 
 def strip_function_words(text: str) -> tuple[str, list[str]]:
