@@ -19,6 +19,7 @@ from whoosh.qparser import FieldAliasPlugin, MultifieldParser, PlusMinusPlugin
 
 from ..aliases import ALIASES
 from .analysis import SEARCH_FIELDS, SPLIT_RE, WORD_PATTERN, WORD_RE, TextAnalyzer, compound_parts
+from .internals import FilteredPrefix, is_null
 
 MAX_QUERY_CHARS = 500
 MAX_QUERY_TERMS = 32
@@ -199,7 +200,7 @@ def parse(schema, text: str):
         parsed = parser.parse(text)
     except Exception:  # noqa: BLE001 - user input must never raise
         parsed = None
-    if parsed is None or parsed is query.NullQuery or isinstance(parsed, query.qcore._NullQuery):
+    if is_null(parsed):
         parsed = None
     if parsed is None or _has_error(parsed):
         text = " ".join(re.findall(WORD_PATTERN, text))
@@ -207,12 +208,12 @@ def parse(schema, text: str):
             parsed = parser.parse(text) if text else None
         except Exception:  # noqa: BLE001
             parsed = None
-    if parsed is None or isinstance(parsed, query.qcore._NullQuery):
+    if is_null(parsed):
         return None
     return expand_aliases(split_phrase_compounds(word_prefixes(parsed), schema, text), schema)
 
 
-class WordPrefix(query.Prefix):
+class WordPrefix(FilteredPrefix):
     """`load*`: the words that start with `load`, not also every compound that does (`load_event`).
 
     In text fields a compound's parts are indexed as well, so its first part already matches the
@@ -221,12 +222,11 @@ class WordPrefix(query.Prefix):
     does a prefix on a field that keeps compounds whole (tags).
     """
 
-    def _btexts(self, ixreader):
-        words = super()._btexts(ixreader)
+    def keep(self, word: str, ixreader) -> bool:
         field = ixreader.schema[self.fieldname] if self.fieldname in ixreader.schema else None  # noqa: SIM401 - Schema has no get()
         if SPLIT_RE.search(self.text) or not isinstance(getattr(field, "analyzer", None), TextAnalyzer):
-            return words
-        return (word for word in words if len(compound_parts(word.decode())) < 2)
+            return True
+        return len(compound_parts(word)) < 2
 
 
 def word_prefixes(q):

@@ -9,7 +9,7 @@ add their parts' scores; a phrase scores as its words). Each part's result is ke
 of the index, so a word used again costs a dictionary look-up.
 
 Nodes this module does not know are answered by Whoosh itself, so the results stay Whoosh's.
-The names of Whoosh's internals used here (its block reader) stay in `_blocks` and `_lengths`.
+Whoosh's private names (its block reader) stay in internals.py.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from pickle import loads  # nosec B403
 
 from whoosh import formats, query
 from whoosh.reading import TermNotFound
+
+from .internals import is_null, value_blocks, weight_blocks
 
 #: BM25F's free parameters, as whoosh.scoring.BM25F() uses them.
 B, K1 = 0.75, 1.2
@@ -136,7 +138,7 @@ class Evaluator:
             return _boosted(self.phrase(q.fieldname, q.words, q.slop), q.boost)
         if kind is query.Every and not q.fieldname:
             return dict.fromkeys(self._live_docs(), 1.0)
-        if isinstance(q, type(query.NullQuery)):
+        if is_null(q):
             return {}
         if isinstance(q, query.MultiTerm) and q.fieldname in self.schema:
             # The words it expands to are scored and added up, as an OR of them: so `cach*` ranks an
@@ -222,7 +224,7 @@ class Evaluator:
                 matcher = reader.postings(fieldname, btext)
             except TermNotFound:
                 continue
-            for ids, weights in _blocks(matcher):
+            for ids, weights in weight_blocks(matcher):
                 yield from zip([offset + docnum for docnum in ids], weights, strict=True)
 
     def _multiterm(self, q) -> Scores:
@@ -302,7 +304,7 @@ def _positions(reader, fieldname: str, btext: bytes, wanted: set[int], decode) -
         matcher = reader.postings(fieldname, btext)
     except TermNotFound:
         return found
-    for ids, values in _value_blocks(matcher):
+    for ids, values in value_blocks(matcher):
         for index, docnum in enumerate(ids):
             if docnum in wanted:
                 found[docnum] = decode(values[index])
@@ -332,37 +334,3 @@ def _in_order(positions: list, slop: int) -> bool:
         else:
             return True
     return False
-
-
-def _value_blocks(matcher):
-    """(ids, encoded values) of a leaf matcher's postings, a block at a time (Whoosh's W3 codec) or one by one."""
-    if not all(hasattr(matcher, name) for name in ("_read_ids", "_read_values", "_next_block")):
-        ids, values = [], []
-        while matcher.is_active():
-            ids.append(matcher.id())
-            values.append(matcher.value())
-            matcher.next()
-        yield ids, values
-        return
-    while matcher.is_active():
-        matcher._read_ids()
-        matcher._read_values()
-        yield matcher._ids, matcher._values
-        matcher._next_block()
-
-
-def _blocks(matcher):
-    """(ids, weights) of a leaf matcher's postings, a block at a time where the codec allows (Whoosh's W3)."""
-    if not all(hasattr(matcher, name) for name in ("_read_ids", "_read_weights", "_next_block")):
-        ids, weights = [], []
-        while matcher.is_active():
-            ids.append(matcher.id())
-            weights.append(matcher.weight())
-            matcher.next()
-        yield ids, weights
-        return
-    while matcher.is_active():
-        matcher._read_ids()
-        matcher._read_weights()
-        yield matcher._ids, matcher._weights
-        matcher._next_block()
