@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from flask import current_app, has_request_context
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 
 from . import graph
 from .generation import current_generation, request_generation
@@ -49,12 +50,67 @@ def entry_by_slug(slug: str) -> Entry | None:
     return db.session.scalar(select(Entry).where(Entry.slug == slug))
 
 
+#: What a list of entries never shows: their rendered pages and what search and links are made of.
+LISTED = (defer(Entry.html), defer(Entry.text), defer(Entry.toc), defer(Entry.headings), defer(Entry.link_keys))
+
+
 def entries_by_slugs(slugs: list[str]) -> list[Entry]:
-    """Entries for the given slugs, in the order given (search ranking)."""
+    """Entries for the given slugs, in the order given (search ranking), without their heavy columns."""
     if not slugs:
         return []
-    found = {e.slug: e for e in db.session.scalars(select(Entry).where(Entry.slug.in_(slugs)))}
+    found = {e.slug: e for e in db.session.scalars(select(Entry).options(*LISTED).where(Entry.slug.in_(slugs)))}
     return [found[s] for s in slugs if s in found]
+
+
+@dataclass(frozen=True)
+class TagRef:
+    """A tag as a list of entries shows it."""
+
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An entry as a search page lists it: what its card shows, and its text for the snippet.
+
+    Read with two plain queries rather than the ORM, which cost a search page more than its search.
+    """
+
+    id: int
+    slug: str
+    title: str
+    kind: str | None
+    summary: str
+    date: dt.date | None
+    updated: dt.date | None
+    sort_date: dt.date
+    reading_minutes: int
+    text: str
+    tags: tuple[TagRef, ...] = ()
+
+
+LISTED_COLUMNS = (
+    Entry.id, Entry.slug, Entry.title, Entry.kind, Entry.summary, Entry.date, Entry.updated, Entry.sort_date,
+    Entry.reading_minutes, Entry.text,
+)  # fmt: skip
+
+
+def listed_by_slugs(slugs: list[str]) -> dict[str, Listed]:
+    """slug -> the entry as a search page lists it, with its tags in slug order."""
+    if not slugs:
+        return {}
+    rows = db.session.execute(select(*LISTED_COLUMNS).where(Entry.slug.in_(slugs))).all()
+    tags: dict[int, list[TagRef]] = {row.id: [] for row in rows}
+    tag_rows = db.session.execute(
+        select(entry_tags.c.entry_id, Tag.slug, Tag.name)
+        .join(Tag, Tag.id == entry_tags.c.tag_id)
+        .where(entry_tags.c.entry_id.in_(list(tags)))
+        .order_by(Tag.slug)
+    )
+    for entry_id, slug, name in tag_rows:
+        tags[entry_id].append(TagRef(slug, name))
+    return {row.slug: Listed(**row._asdict(), tags=tuple(tags[row.id])) for row in rows}
 
 
 def texts_by_slugs(slugs: list[str]) -> dict[str, str]:
