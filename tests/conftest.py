@@ -23,6 +23,18 @@ POSTGRES_URL = os.environ.get("NEXUS_TEST_POSTGRES_URL")
 if os.environ.get("NEXUS_REQUIRE_POSTGRES") == "1" and not POSTGRES_URL:
     raise RuntimeError("NEXUS_REQUIRE_POSTGRES=1 but NEXUS_TEST_POSTGRES_URL is not set")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say so when the suite ran without PostgreSQL, and how to include it."""
+    if not POSTGRES_URL:
+        terminalreporter.write_line(
+            "PostgreSQL: not tested (NEXUS_TEST_POSTGRES_URL is not set). `make test` starts a throwaway "
+            "cluster when PostgreSQL is installed: sudo scripts/system-deps.sh",
+            yellow=True,
+        )
+
+
 SHIPPED_CONTENT = PROJECT_ROOT / "content"
 
 # A small, hand-countable corpus used by many tests.

@@ -75,7 +75,10 @@ def test_reindex_if_stale_from_cron(two_nodes, content_dir):
     assert "up to date" in runner.invoke(args=["reindex", "--if-stale"]).output
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="PostgreSQL only; CI sets NEXUS_TEST_POSTGRES_URL and requires it")
+@pytest.mark.skipif(
+    not POSTGRES_URL,
+    reason="PostgreSQL only: `make test` runs it when PostgreSQL is installed (sudo scripts/system-deps.sh)",
+)
 def test_two_importers_on_different_nodes_do_not_run_at_once(tmp_path, content_dir):
     from portal import create_app
 
