@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from . import graph
 from .generation import current_generation, request_generation
-from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags
+from .models import Attachment, Entry, ImportRun, Link, SiteText, Tag, db, entry_attachments, entry_tags
 
 KIND_LABELS = {
     "technology": ("Technology", "Technologies", "Tools and platforms: what they are for, how to set them up, where they bite."),
@@ -262,3 +262,13 @@ def sitemap_dates() -> tuple[list[tuple[str, dt.datetime]], list[tuple[str, dt.d
     by_kind = select(Entry.kind, newest).where(Entry.kind.is_not(None)).group_by(Entry.kind)
     kinds = {kind: modified for kind, modified in db.session.execute(by_kind).all()}
     return entries, tags, kinds
+
+
+def attachment(digest: str, name: str) -> Attachment | None:
+    """A stored file by its hash, if some entry links to it under this file name (no other name serves it)."""
+    if len(digest) != 64 or not all(ch in "0123456789abcdef" for ch in digest):
+        return None
+    paths = db.session.scalars(select(entry_attachments.c.path).where(entry_attachments.c.hash == digest))
+    if name not in {path.rsplit("/", 1)[-1] for path in paths}:
+        return None
+    return db.session.get(Attachment, digest)
