@@ -163,7 +163,7 @@ def make_app(tmp_path, database_url):
             "INDEX_CHECK_SECONDS": 0,
             "PAGE_CACHE_MB": 0,  # tests change rows behind the importer's back; test_http.py turns it on
             # Test content folders are in no git repository, where git dates only add a warning;
-            # tests/test_collections.py turns them on.
+            # tests/test_git_dates_import.py turns them on.
             "GIT_DATES": False,
         }
         if database_url:
