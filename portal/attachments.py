@@ -85,7 +85,7 @@ class AttachmentFiles:
 
     def _check(self, path: str) -> tuple[str, str | None, str | None, os.stat_result | None]:
         """(stamp, problem, real path, stat) of a path; a problem means it is not served."""
-        megabytes = f"{self.max_bytes / 1024 / 1024:g}"
+        megabytes = f"{round(self.max_bytes / 1024 / 1024, 3):g}"
         if "\0" in path or path.startswith("/") or path == ".." or path.startswith("../"):
             return "outside", "leaves the content folder", None, None
         if any(part.startswith(".") for part in path.split("/")):

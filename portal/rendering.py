@@ -169,8 +169,11 @@ class _LinkState:
         element.set(attribute, href + ("#" + parts.fragment if parts.fragment else ""))
 
     def _line_of(self, target):
-        """The first source line mentioning a link target, for warnings."""
-        index = self.source.find(target)
+        """The first source line linking to a target (`](target)`), else mentioning it, for warnings."""
+        for spelling in (f"]({target})", f"]({target}", target):
+            index = self.source.find(spelling)
+            if index >= 0:
+                break
         return self.source.count("\n", 0, index) + 1 if index >= 0 else 1
 
 
