@@ -12,7 +12,7 @@ import difflib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -54,7 +54,6 @@ class Plan:
     gone: list[str]
     slugs: dict[str, str]
     resolver: Callable[[str], str | None]
-    files: AttachmentFiles | None = None
 
 
 def import_content(
@@ -119,10 +118,9 @@ def _sync(
         scan = scan_folder(root, existing, salt, progress, report, git_cache=git_cache, files=files)
     with report.timed("parse"):
         plan = plan_changes(root, scan, existing, folder_tags, report)
-        plan.files = files
     tags = TagResolver(vocabulary)
     with report.timed("render"):
-        rows = render_rows(plan, tags, report)
+        rows = render_rows(plan, tags, report, files)
         intro = _render_intro(root, plan.resolver, report)
     with report.timed("write"):
         write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
@@ -260,11 +258,13 @@ def _assign_slugs(existing, parsed, gone, report) -> dict[str, str]:
     return {path: slug for slug, path in owners.items()}
 
 
-def render_rows(plan: Plan, tags: TagResolver, report: ImportReport) -> list[dict]:
+def render_rows(
+    plan: Plan, tags: TagResolver, report: ImportReport, files: AttachmentFiles | None = None
+) -> list[dict]:
     """The column values of every entry to write, rendered in one process per core when there are many."""
     entries = list(plan.parsed.values())
-    rendered = processes.render_entries(entries, plan.slugs, plan.files)  # empty unless many changed
-    return [_row(entry, plan.resolver, tags, report, rendered.get(entry.path), plan.files) for entry in entries]
+    rendered = processes.render_entries(entries, plan.slugs, files)  # empty unless many changed
+    return [_row(entry, plan.resolver, tags, report, rendered.get(entry.path), files) for entry in entries]
 
 
 def _row(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport, done=None, files=None) -> dict:
@@ -306,7 +306,11 @@ def _linked_files(entry: ParsedEntry, rendered, files: AttachmentFiles | None, r
         report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' {problem}")
     paths = dict.fromkeys([*rendered.attachments, *(path for _, _, path in rendered.broken_attachments)])
     # Kept even when not served, so the entry is imported again when the file appears (a long or NUL path cannot).
-    return [files.info(path) for path in paths if len(path) <= 1024 and "\0" not in path]
+    found = [files.info(path) for path in paths if len(path) <= 1024 and "\0" not in path]
+    # A pool process hashed the file for the HTML; if it changed since, the next import must render it again.
+    return [
+        info if info.hash is None or info.hash in rendered.html else replace(info, stamp="changed") for info in found
+    ]
 
 
 def _shorten(text: str, limit: int = 280) -> str:

@@ -240,3 +240,39 @@ def test_a_large_import_renders_files_in_pool_processes_alike(make_app, folder, 
     for app in (parallel_app, serial_app):
         html = app.test_client().get("/entries/many/n3").get_data(as_text=True)
         assert f'src="../../files/{sha(PNG)}/erd.png"' in html
+
+
+@pytest.mark.parametrize(
+    ("markdown", "asked", "html"),
+    [
+        ("![x](img/a.png)", ["dir/img/a.png"], '<img alt="x" src="../../files/h/a.png">'),  # beside the note
+        ("![x](../a.png)", ["a.png"], '<img alt="x" src="../../files/h/a.png">'),  # a parent folder
+        ("[x](a%20b.pdf#page=2)", ["dir/a b.pdf"], '<a href="../../files/h/a b.pdf#page=2">'),  # quoted; fragment kept
+        ("[x](../../up.txt)", ["../up.txt"], '<a class="broken-link" href="../../up.txt">'),  # the resolver refuses
+        ("[x](other.md)", [], '<a class="broken-link" href="other.md">'),  # an entry link, not a file
+        ("[x](/tags/python)", [], '<a href="/tags/python">'),  # the site's own absolute path
+        ("[x](https://example.com/a.png)", [], '<a href="https://example.com/a.png">'),  # another site
+        ("[x](#part)", [], '<a href="#part">'),  # a fragment of this page
+        ("<ana@example.com>", [], '<a href="mailto:ana@example.com">'),  # an autolinked address (entities inside)
+        ("[x](?page=2)", [], '<a href="?page=2">'),  # a query alone is no file
+    ],
+)
+def test_rendering_asks_about_relative_links_to_files(markdown, asked, html):
+    """Rendering asks its second resolver about each relative link to a file and rewrites it from the entry's URL."""
+    from portal.rendering import render
+
+    seen = []
+
+    def resolve(path):
+        seen.append(path)
+        return None if path.startswith("..") else f"files/h/{path.rsplit('/', 1)[-1]}"
+
+    rendered = render(
+        markdown,
+        source_path="dir/note.md",
+        entry_slug="dir/note",
+        resolve_link=lambda key: None,
+        resolve_attachment=resolve,
+    )
+    assert seen == asked
+    assert html in rendered.html
