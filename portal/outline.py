@@ -33,7 +33,6 @@ class Topic:
     name: str
     count: int
     newest: tuple[str, str] | None = None
-    folder: bool = False  # the tag of a top-level folder
 
 
 @dataclass(frozen=True)
@@ -71,15 +70,8 @@ def build(session: Session, graph: TagGraph, limit: int = TOPICS) -> Outline:
     if newest:
         rows = session.execute(select(Entry.id, Entry.slug, Entry.title).where(Entry.id.in_(set(newest.values()))))
         titles = {row.id: (row.slug, row.title) for row in rows}
-    folder_tags = set(by_folder)
     topics = [
-        Topic(
-            graph.tag_slugs[tag_id],
-            graph.tag_names[tag_id],
-            counts[tag_id],
-            titles.get(newest.get(tag_id)),
-            tag_id in folder_tags,
-        )
+        Topic(graph.tag_slugs[tag_id], graph.tag_names[tag_id], counts[tag_id], titles.get(newest.get(tag_id)))
         for tag_id in chosen
     ]
     return Outline(kinds, topics)
