@@ -104,7 +104,7 @@ def serve(notes, instance, port, bind):
     click.echo(f"Serving {app.config['CONTENT_DIR']} on http://{os.environ['NEXUS_GUNICORN_BIND']} (Ctrl-C stops)")
     sys.stdout.flush()
     # gunicorn takes this process over: Ctrl-C and signals reach its master directly.
-    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *arguments, "portal:create_app()"])  # noqa: S606
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", *arguments, "portal:create_app()"])  # noqa: S606  # nosec B606 - this Python, fixed arguments
 
 
 if __name__ == "__main__":
