@@ -36,7 +36,7 @@ reload = False
 def on_starting(server):
     """In the master, before any worker forks: import into an empty site or rebuild a broken index."""
     from portal import create_app
-    from portal.config import require_secret_key
+    from portal.config import import_settings, require_secret_key
     from portal.importer import ensure_ready
     from portal.models import db
 
@@ -47,7 +47,7 @@ def on_starting(server):
     key_source = "NEXUS_SECRET_KEY" if os.environ.get("NEXUS_SECRET_KEY") else f"{app.instance_path}/secret_key"
     server.log.info("Nexus secret key from %s", key_source)
     with app.app_context():
-        outcome = ensure_ready(app.config["CONTENT_DIR"], app.instance_path, folder_tags=app.config["FOLDER_TAGS"])
+        outcome = ensure_ready(app.config["CONTENT_DIR"], app.instance_path, **import_settings(app.config))
         db.session.remove()
         db.engine.dispose()  # no connection may cross the fork
     server.log.info("Nexus start-up: %s", outcome)

@@ -20,8 +20,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         __name__,
         instance_path=config.instance_path(),
         instance_relative_config=True,
-        template_folder=str(config.PROJECT_ROOT / "templates"),
-        static_folder=str(config.PROJECT_ROOT / "static"),
+        template_folder=str(config.resource("templates")),
+        static_folder=str(config.resource("static")),
     )
     app.config.from_mapping(config.defaults())
     app.config.update(config.from_environment())

@@ -9,7 +9,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from .config import write_secret_key
+from .config import import_settings, write_secret_key
 from .content import ContentError, read_file
 from .folder import find_markdown_files
 from .importer import import_content, rebuild_index
@@ -48,7 +48,7 @@ def import_command(path, quiet, no_wait):
         report = import_content(
             root,
             current_app.instance_path,
-            folder_tags=current_app.config["FOLDER_TAGS"],
+            **import_settings(current_app.config),
             progress=progress if show_bar else None,
             wait=not no_wait,
         )

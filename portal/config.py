@@ -10,6 +10,18 @@ import secrets
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def resource(name: str) -> Path:
+    """A folder or file the app needs beside its code: `templates`, `static`, `gunicorn.conf.py`.
+
+    An installed package carries them inside `portal/` (pyproject.toml puts them there); a
+    checkout keeps them at the project root.
+    """
+    packaged = PACKAGE_ROOT / name
+    return packaged if packaged.exists() else PROJECT_ROOT / name
+
 
 #: (environment variable, config key, parser, description) — the README documents this table.
 SETTINGS = [
@@ -18,6 +30,9 @@ SETTINGS = [
     ("NEXUS_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", str, "SQLAlchemy URL of the database (default: `sqlite:///<instance>/nexus.sqlite3`)."),
     ("NEXUS_SECRET_KEY", "SECRET_KEY", str, "Secret key; if unset, the one in `<instance>/secret_key` (`flask --app portal secret-key` creates it; `make run` does). Serving with neither is a start-up error."),
     ("NEXUS_FOLDER_TAGS", "FOLDER_TAGS", "bool", "Tag entries without front-matter tags by their folder (default: on)."),
+    ("NEXUS_GIT_DATES", "GIT_DATES", "bool", "Date entries without a front-matter `date`/`updated` by their git history when the content folder is in a git work tree (default: on)."),
+    ("NEXUS_MAX_ATTACHMENT_MB", "MAX_ATTACHMENT_MB", float, "Largest file (megabytes) a note may link to and have served, such as an image beside it (default: 10)."),
+    ("NEXUS_EDIT_URL", "EDIT_URL", str, "Link entry pages to their source, e.g. `https://github.com/me/notes/edit/main/{path}` (`{path}`: the file's path in the content folder); unset: no link."),
     ("NEXUS_SITE_NAME", "SITE_NAME", str, "Name shown in the header and page titles (default: `Nexus`)."),
     ("NEXUS_PER_PAGE", "PER_PAGE", int, "Entries per listing page (default: 20)."),
     ("NEXUS_INDEX_CHECK_SECONDS", "INDEX_CHECK_SECONDS", float, "How often (seconds) each worker checks the database for a newer import and rebuilds this node's search index in the background; 0 turns it off (default: 5)."),
@@ -42,6 +57,9 @@ def defaults() -> dict:
     return {
         "CONTENT_DIR": str(PROJECT_ROOT / "content"),
         "FOLDER_TAGS": True,
+        "GIT_DATES": True,
+        "MAX_ATTACHMENT_MB": 10.0,
+        "EDIT_URL": None,
         "SITE_NAME": "Nexus",
         "PER_PAGE": 20,
         "INDEX_CHECK_SECONDS": 5.0,
@@ -60,6 +78,7 @@ NOT_NEGATIVE = {
     "TRUSTED_PROXIES": "NEXUS_TRUSTED_PROXIES",
     "CACHE_MAX_AGE": "NEXUS_CACHE_MAX_AGE",
     "PER_PAGE": "NEXUS_PER_PAGE",
+    "MAX_ATTACHMENT_MB": "NEXUS_MAX_ATTACHMENT_MB",
 }
 
 
@@ -71,6 +90,15 @@ def check(settings) -> None:
             raise RuntimeError(f"{variable} must be 0 or more, got {value}")
     if settings.get("PER_PAGE") == 0:
         raise RuntimeError("NEXUS_PER_PAGE must be at least 1")
+
+
+def import_settings(settings) -> dict:
+    """The keyword arguments of `import_content` that come from the app's settings."""
+    return {
+        "folder_tags": settings["FOLDER_TAGS"],
+        "git_dates": settings["GIT_DATES"],
+        "max_attachment_bytes": int(settings["MAX_ATTACHMENT_MB"] * 1024 * 1024),
+    }
 
 
 def from_environment(environ=os.environ) -> dict:

@@ -12,15 +12,18 @@ import difflib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from . import processes
+from .attachment_store import stored_references
+from .attachments import DEFAULT_MAX_BYTES, AttachmentFiles
 from .content import ContentError, ParsedEntry, content_hash, parse_bytes
 from .folder import INTRO_FILE, find_markdown_files
 from .generation import announce_generation, current_generation
+from .gitdates import FileDates, read_git_dates
 from .links import link_resolver
 from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
@@ -40,6 +43,7 @@ class Scan:
     present: set[str] = field(default_factory=set)
     changed: dict[str, bytes] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
+    git: dict[str, FileDates] = field(default_factory=dict)  # path -> its dates from git, if it is committed
 
 
 @dataclass
@@ -57,21 +61,30 @@ def import_content(
     instance_path,
     *,
     folder_tags: bool = True,
+    git_dates: bool = True,
+    max_attachment_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[Iterable], Iterable] | None = None,
     wait: bool = True,
 ) -> ImportReport:
-    """Sync `content_dir` into the database and swap in a fresh search index, holding the import lock."""
+    """Sync `content_dir` into the database and swap in a fresh search index, holding the import lock.
+
+    `git_dates`: date entries by their git history (see gitdates.py); `max_attachment_bytes`: the
+    largest file a note may link to and have served (see attachments.py).
+    """
     root = Path(content_dir).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"content folder not found: {root}")
     with import_lock(instance_path, wait=wait, engine=db.engine):
-        return _import_locked(root, instance_path, folder_tags, progress)
+        return _import_locked(root, instance_path, folder_tags, progress, git_dates, max_attachment_bytes)
 
 
-def _import_locked(root: Path, instance_path, folder_tags: bool, progress) -> ImportReport:
+def _import_locked(
+    root: Path, instance_path, folder_tags: bool, progress, git_dates=True, max_attachment_bytes=DEFAULT_MAX_BYTES
+) -> ImportReport:
     """The import itself; the caller holds the import lock."""
     started = time.monotonic()
-    report = _sync(root, folder_tags, progress)
+    git_cache = instance_path if git_dates else None
+    report = _sync(root, folder_tags, progress, git_cache, AttachmentFiles(root, max_attachment_bytes))
     generation = current_generation()
     if report.changed:
         announce_generation(instance_path, generation)
@@ -91,8 +104,10 @@ def _import_locked(root: Path, instance_path, folder_tags: bool, progress) -> Im
     return report
 
 
-def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
-    """scan → plan → render → write → warn: the database changes of one import."""
+def _sync(
+    root: Path, folder_tags: bool, progress, git_cache=None, files: AttachmentFiles | None = None
+) -> ImportReport:
+    """scan → plan → render → write → warn: the database changes of one import (`git_cache`: git dates on)."""
     report = ImportReport()
     started_at = utcnow()
     vocabulary, vocab_errors = load_vocabulary(root)
@@ -100,12 +115,12 @@ def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
     salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())))
     existing = existing_entries()
     with report.timed("read"):
-        scan = scan_folder(root, existing, salt, progress, report)
+        scan = scan_folder(root, existing, salt, progress, report, git_cache=git_cache, files=files)
     with report.timed("parse"):
         plan = plan_changes(root, scan, existing, folder_tags, report)
     tags = TagResolver(vocabulary)
     with report.timed("render"):
-        rows = render_rows(plan, tags, report)
+        rows = render_rows(plan, tags, report, files)
         intro = _render_intro(root, plan.resolver, report)
     with report.timed("write"):
         write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
@@ -113,11 +128,31 @@ def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
     return report
 
 
-def scan_folder(root: Path, existing: dict[str, Existing], salt: tuple, progress, report: ImportReport) -> Scan:
-    """Read every Markdown file; unchanged ones (same hash) are only noted."""
+def scan_folder(
+    root: Path,
+    existing: dict[str, Existing],
+    salt: tuple,
+    progress,
+    report: ImportReport,
+    *,
+    git_cache=None,
+    files=None,
+) -> Scan:
+    """Read every Markdown file and its git dates; unchanged ones (same bytes, dates and linked files) are only noted.
+
+    A note's git dates are part of its hash, so committing a note (or moving HEAD) imports it
+    again though its bytes are the same; so is a change to a file it links to (by `stat`).
+    `git_cache`: the folder to cache git's answer in, None when git dates are off.
+    """
     scan = Scan()
-    files = find_markdown_files(root)
-    for path in progress(files) if progress else files:
+    if git_cache is not None:
+        git = read_git_dates(root, git_cache)
+        if git.warning:
+            report.warnings.append(git.warning)
+        scan.git = git.dates
+    linked = stored_references() if files is not None else {}
+    markdown = find_markdown_files(root)
+    for path in progress(markdown) if progress else markdown:
         relative = path.relative_to(root).as_posix()
         scan.present.add(relative)
         try:
@@ -125,14 +160,35 @@ def scan_folder(root: Path, existing: dict[str, Existing], salt: tuple, progress
         except OSError as error:
             report.errors.append(ContentError(relative, 1, f"cannot read file ({error.strerror or error})"))
             continue
-        digest = content_hash(raw, *salt)
+        digest = content_hash(raw, *salt, _git_salt(scan.git.get(relative)))
         old = existing.get(relative)
-        if old is not None and old.content_hash == digest:
+        if old is not None and old.content_hash == digest and _same_files(files, linked.get(relative, ())):
             report.unchanged.append(relative)
             continue
         scan.changed[relative] = raw
         scan.digests[relative] = digest
     return scan
+
+
+def _git_salt(dates: FileDates | None) -> str:
+    """The part of a note's hash that its git dates make."""
+    return f"git={dates.created}/{dates.updated}" if dates else "git="
+
+
+def _same_files(files: AttachmentFiles | None, linked) -> bool:
+    """Whether every file a note linked to at its last import is as it was then."""
+    return files is None or all(files.stamp(path) == stamp for path, stamp in linked)
+
+
+def _apply_git_dates(entry: ParsedEntry, dates: FileDates | None) -> None:
+    """Front matter's own dates win; git fills in the rest. An update from git counts only after the date."""
+    if dates is None:
+        return
+    from_git = entry.updated is None
+    entry.date = entry.date or dates.created
+    entry.updated = entry.updated or dates.updated
+    if from_git and entry.updated is not None and entry.updated <= entry.date:
+        entry.updated = None
 
 
 def plan_changes(root: Path, scan: Scan, existing: dict[str, Existing], folder_tags: bool, report) -> Plan:
@@ -152,6 +208,8 @@ def plan_changes(root: Path, scan: Scan, existing: dict[str, Existing], folder_t
     slugs = _assign_slugs(existing, parsed, gone, report)
     resolver = link_resolver(slugs)
     _relink(root, existing, gone, parsed, resolver, folder_tags, report)
+    for path, entry in parsed.items():
+        _apply_git_dates(entry, scan.git.get(path))
     return Plan(parsed=parsed, gone=gone, slugs=slugs, resolver=resolver)
 
 
@@ -200,17 +258,21 @@ def _assign_slugs(existing, parsed, gone, report) -> dict[str, str]:
     return {path: slug for slug, path in owners.items()}
 
 
-def render_rows(plan: Plan, tags: TagResolver, report: ImportReport) -> list[dict]:
+def render_rows(
+    plan: Plan, tags: TagResolver, report: ImportReport, files: AttachmentFiles | None = None
+) -> list[dict]:
     """The column values of every entry to write, rendered in one process per core when there are many."""
-    rendered = processes.render_entries(list(plan.parsed.values()), plan.slugs)  # empty unless many changed
-    return [_row(entry, plan.resolver, tags, report, rendered.get(entry.path)) for entry in plan.parsed.values()]
+    entries = list(plan.parsed.values())
+    rendered = processes.render_entries(entries, plan.slugs, files)  # empty unless many changed
+    return [_row(entry, plan.resolver, tags, report, rendered.get(entry.path), files) for entry in entries]
 
 
-def _row(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport, done=None) -> dict:
+def _row(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport, done=None, files=None) -> dict:
     """The column values stored for one parsed entry (`done`: its rendering from the process pool)."""
-    rendered, keys = done or processes.render_entry(entry, resolver)
+    rendered, keys = done or processes.render_entry(entry, resolver, files)
     for line, target in rendered.broken_links:
         report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' points to no entry")
+    linked = _linked_files(entry, rendered, files, report)
     tag_slugs = list(dict.fromkeys(tags.resolve(name) for name in entry.tags))
     return {
         "path": entry.path,
@@ -231,7 +293,24 @@ def _row(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport, 
         "content_hash": entry.content_hash,
         "_tags": tag_slugs,
         "_links": rendered.links,
+        "_attachments": linked,
     }
+
+
+def _linked_files(entry: ParsedEntry, rendered, files: AttachmentFiles | None, report: ImportReport) -> list:
+    """What the entry's links to files found (served or not), warning about each one that is not served."""
+    if files is None:
+        return []
+    for line, target, path in rendered.broken_attachments:
+        problem = files.info(path).problem or "points to a file that changed during the import"
+        report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' {problem}")
+    paths = dict.fromkeys([*rendered.attachments, *(path for _, _, path in rendered.broken_attachments)])
+    # Kept even when not served, so the entry is imported again when the file appears (a long or NUL path cannot).
+    found = [files.info(path) for path in paths if len(path) <= 1024 and "\0" not in path]
+    # A pool process hashed the file for the HTML; if it changed since, the next import must render it again.
+    return [
+        info if info.hash is None or info.hash in rendered.html else replace(info, stamp="changed") for info in found
+    ]
 
 
 def _shorten(text: str, limit: int = 280) -> str:
@@ -301,12 +380,15 @@ def rebuild_index(instance_path, generation: int | None = None) -> None:
     )
 
 
-def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True) -> str:
-    """At start-up: import into an empty database, or rebuild a missing or broken index."""
+def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True, **options) -> str:
+    """At start-up: import into an empty database, or rebuild a missing or broken index.
+
+    `options`: import_content's `git_dates` and `max_attachment_bytes`.
+    """
     with import_lock(instance_path, engine=db.engine):
         empty = db.session.scalar(select(func.count()).select_from(Entry)) == 0 and current_generation() == 0
         if empty and Path(content_dir).is_dir():
-            report = _import_locked(Path(content_dir).resolve(), instance_path, folder_tags, None)
+            report = _import_locked(Path(content_dir).resolve(), instance_path, folder_tags, None, **options)
             return f"imported {len(report.added)} entries ({len(report.errors)} errors)"
         generation = current_generation()
         index_generation, _documents = store.check_index(instance_path)

@@ -1,11 +1,11 @@
-"""Database tables: entries, tags, links between entries, import runs."""
+"""Database tables: entries, tags, links between entries, files linked from entries, import runs."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, event
+from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, String, Table, Text, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -153,3 +153,31 @@ class SiteText(db.Model):
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     html: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Attachment(db.Model):
+    """The bytes of a file some entry links to (an image beside a note), stored once under their SHA-256.
+
+    In the database, not the content folder, so every node serves them, including nodes on a
+    shared PostgreSQL that have no content folder. Deleted when no entry links to them.
+    """
+
+    __tablename__ = "attachments"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    type: Mapped[str] = mapped_column(String(200))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+#: Which files each entry links to, by path in the content folder: the stamp the import saw (a
+#: change imports the entry again) and the stored bytes' hash (none when the file is not served:
+#: missing, too large; kept so the entry is imported again when the file appears).
+entry_attachments = Table(
+    "entry_attachments",
+    Base.metadata,
+    Column("entry_id", ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("stamp", String(1200), nullable=False),
+    Column("hash", String(64), index=True),
+)

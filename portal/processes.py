@@ -32,6 +32,7 @@ CHUNK = 16
 PR_SET_PDEATHSIG = 1
 
 _resolve = None  # the link resolver of a pool process, set by its initializer
+_attach = None  # its attachment resolver (an AttachmentFiles), likewise
 
 
 def process_count(jobs: int, *, forks: bool = False) -> int:
@@ -49,15 +50,17 @@ def process_count(jobs: int, *, forks: bool = False) -> int:
     return max(1, min(cores, MAX_PROCESSES))
 
 
-def render_entry(entry, resolve) -> tuple[Rendered, list[str]]:
-    """Render one parsed entry, recording every link key it asked `resolve` about."""
+def render_entry(entry, resolve, attach=None) -> tuple[Rendered, list[str]]:
+    """Render one parsed entry, recording every link key it asked `resolve` about; `attach` resolves files."""
     keys: list[str] = []
 
     def recording(key):
         keys.append(key)
         return resolve(key)
 
-    rendered = render(entry.body, source_path=entry.path, resolve_link=recording, entry_slug=entry.slug)
+    rendered = render(
+        entry.body, source_path=entry.path, resolve_link=recording, entry_slug=entry.slug, resolve_attachment=attach
+    )
     return rendered, keys
 
 
@@ -72,7 +75,7 @@ def parse_entries(files: list[tuple[str, bytes]], folder_tags: bool) -> list[Par
     return [ContentError(*r[1:]) if isinstance(r, tuple) else r for r in results]
 
 
-def render_entries(entries: list, slugs_by_path: dict[str, str]) -> dict[str, tuple[Rendered, list[str]]]:
+def render_entries(entries: list, slugs_by_path: dict[str, str], attach=None) -> dict[str, tuple[Rendered, list[str]]]:
     """path -> (Rendered, link keys) for many entries at once, in one process per core.
 
     Returns an empty dict when there are too few entries (or one core): the caller renders them itself.
@@ -81,15 +84,16 @@ def render_entries(entries: list, slugs_by_path: dict[str, str]) -> dict[str, tu
     if processes < 2:
         return {}
     jobs = [_Job(e.path, e.slug, e.body) for e in entries]
-    results = dict(zip((job.path for job in jobs), _map(_render_job, jobs, processes, slugs_by_path), strict=True))
+    rendered = _map(_render_job, jobs, processes, slugs_by_path, attach)
+    results = dict(zip((job.path for job in jobs), rendered, strict=True))
     log.info("rendered %d entries in %d processes", len(jobs), processes)
     return results
 
 
-def _map(function, jobs: list, processes: int, slugs_by_path: dict) -> list:
+def _map(function, jobs: list, processes: int, slugs_by_path: dict, attach=None) -> list:
     """`function` over `jobs` in a pool of `processes`, results in order; the pool stops on any error."""
     executor = ProcessPoolExecutor(
-        processes, mp_context=_context(), initializer=_start_worker, initargs=(os.getpid(), slugs_by_path)
+        processes, mp_context=_context(), initializer=_start_worker, initargs=(os.getpid(), slugs_by_path, attach)
     )
     try:
         results = list(executor.map(function, jobs, chunksize=CHUNK))
@@ -126,16 +130,17 @@ def _context():
     return multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
 
 
-def _start_worker(parent_pid: int, slugs_by_path: dict[str, str]) -> None:
+def _start_worker(parent_pid: int, slugs_by_path: dict[str, str], attach=None) -> None:
     """Initializer of a pool process: die with the importer, ignore Ctrl-C, build the link resolver."""
-    global _resolve
+    global _resolve, _attach
     die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the importer handles Ctrl-C and stops the pool
     _resolve = link_resolver(slugs_by_path)
+    _attach = attach
 
 
 def _render_job(job: _Job) -> tuple[Rendered, list[str]]:
-    return render_entry(job, _resolve)
+    return render_entry(job, _resolve, _attach)
 
 
 def die_with_parent(parent_pid: int) -> None:

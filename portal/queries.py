@@ -11,9 +11,9 @@ from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, select
 from sqlalchemy.orm import defer
 
-from . import graph
+from . import graph, outline
 from .generation import current_generation, request_generation
-from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags
+from .models import Attachment, Entry, ImportRun, Link, SiteText, Tag, db, entry_attachments, entry_tags
 
 KIND_LABELS = {
     "technology": ("Technology", "Technologies", "Tools and platforms: what they are for, how to set them up, where they bite."),
@@ -301,20 +301,43 @@ def feed_entries(tag_filter: TagFilter, tag_ids: dict[str, int], limit: int) -> 
 
 
 def sitemap_dates() -> tuple[list[tuple[str, dt.datetime]], list[tuple[str, dt.datetime]], dict[str, dt.datetime]]:
-    """When each entry page, tag page and kind page last changed (by import time of its entries)."""
-    entries = [
-        (slug, modified)
-        for slug, modified in db.session.execute(select(Entry.slug, Entry.modified_at).order_by(Entry.slug))
-    ]
-    newest = func.max(Entry.modified_at)
-    by_tag = (
-        select(Tag.slug, newest)
-        .join(entry_tags, entry_tags.c.tag_id == Tag.id)
-        .join(Entry, Entry.id == entry_tags.c.entry_id)
-        .group_by(Tag.id)
-        .order_by(Tag.slug)
-    )
-    tags = [(slug, modified) for slug, modified in db.session.execute(by_tag)]
-    by_kind = select(Entry.kind, newest).where(Entry.kind.is_not(None)).group_by(Entry.kind)
-    kinds = {kind: modified for kind, modified in db.session.execute(by_kind).all()}
-    return entries, tags, kinds
+    """When each entry page, tag page and kind page last changed.
+
+    An entry's updated date, else its date (front matter or git), else when it was imported;
+    a tag or kind page changes with its latest entry.
+    """
+    rows = db.session.execute(
+        select(Entry.id, Entry.slug, Entry.kind, Entry.date, Entry.updated, Entry.modified_at).order_by(Entry.slug)
+    ).all()
+    changed = {row.id: _midnight(row.updated or row.date) or row.modified_at for row in rows}
+    entries = [(row.slug, changed[row.id]) for row in rows]
+    tags: dict[str, dt.datetime] = {}
+    pairs = select(Tag.slug, entry_tags.c.entry_id).join(entry_tags, entry_tags.c.tag_id == Tag.id)
+    for slug, entry_id in db.session.execute(pairs):
+        tags[slug] = max(tags.get(slug, changed[entry_id]), changed[entry_id])
+    kinds: dict[str, dt.datetime] = {}
+    for row in rows:
+        if row.kind:
+            kinds[row.kind] = max(kinds.get(row.kind, changed[row.id]), changed[row.id])
+    return entries, sorted(tags.items()), kinds
+
+
+def _midnight(day: dt.date | None) -> dt.datetime | None:
+    """A day as the time it starts, to compare with import times."""
+    return dt.datetime.combine(day, dt.time()) if day else None
+
+
+def attachment(digest: str, name: str) -> Attachment | None:
+    """A stored file by its hash, if some entry links to it under this file name (no other name serves it)."""
+    if len(digest) != 64 or not all(ch in "0123456789abcdef" for ch in digest):
+        return None
+    paths = db.session.scalars(select(entry_attachments.c.path).where(entry_attachments.c.hash == digest))
+    if name not in {path.rsplit("/", 1)[-1] for path in paths}:
+        return None
+    return db.session.get(Attachment, digest)
+
+
+def collection_outline() -> outline.Outline:
+    """The kinds entries use and the collection's main topics, for the header and the home page."""
+    cache = current_app.extensions.setdefault("nexus.outline", outline.OutlineCache())
+    return cache.get(db.session, content_generation(), tag_graph())

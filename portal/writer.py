@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, func, insert, select
 
+from .attachment_store import write_attachments
 from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags, utcnow
 from .report import ImportReport
 from .vocabulary import TagResolver
@@ -61,6 +62,7 @@ def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport,
         link_rows = [{"source_id": ids[r["path"]], "target_slug": slug} for r in rows for slug in r["_links"]]
         _insert_many(session, entry_tags, tag_rows)
         _insert_many(session, Link.__table__, link_rows)
+        write_attachments(session, rows, ids, bool(gone))
         _refresh_tag_names(session, tags)
         session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
         report.site_text_changed = _store_site_text(session, "intro", intro)

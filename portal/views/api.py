@@ -95,7 +95,7 @@ def entry_summary(entry: Entry) -> dict:
         **entry_ref(entry),
         "summary": entry.summary or "",
         "tags": [tag.slug for tag in entry.tags],
-        "date": entry.sort_date.isoformat(),
+        "date": (entry.date or entry.created_at.date()).isoformat(),  # not sort_date: that is the update, if any
         "updated": entry.updated.isoformat() if entry.updated else None,
     }
 
