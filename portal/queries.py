@@ -85,6 +85,7 @@ class Listed:
     date: dt.date | None
     updated: dt.date | None
     sort_date: dt.date
+    created_at: dt.datetime
     reading_minutes: int
     text: str
     tags: tuple[TagRef, ...] = ()
@@ -92,7 +93,7 @@ class Listed:
 
 LISTED_COLUMNS = (
     Entry.id, Entry.slug, Entry.title, Entry.kind, Entry.summary, Entry.date, Entry.updated, Entry.sort_date,
-    Entry.reading_minutes, Entry.text,
+    Entry.created_at, Entry.reading_minutes, Entry.text,
 )  # fmt: skip
 
 
