@@ -229,6 +229,32 @@ class Gunicorn(Server):
         }
 
 
+def descendants(pid: int) -> list[int]:
+    """`pid` and every process below it, from /proc/PID/task/TID/children (cheap enough to poll)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            with contextlib.suppress(OSError):  # the task just ended
+                todo += [int(c) for c in Path(f"/proc/{current}/task/{tid}/children").read_text().split()]
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by `pid` and the processes below it (those still running)."""
+    ticks = 0
+    for process in descendants(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def children(parent: int) -> list[int]:
     """Pids of the processes whose parent is `parent`."""
     pids = []

@@ -120,32 +120,17 @@ class Measured:
     stdout: str
     stderr: str
     largest_mb: float  # max RSS of the largest single process of the tree (kernel, exact)
+    cpu: float = 0.0  # user + system seconds of the tree: less swayed than wall time by others' load
     tree_rss_mb: float = 0.0  # sampled every 0.1 s: sum of RSS over the tree (shared pages counted in each process)
     tree_pss_mb: float = 0.0  # sampled every 1 s: sum of PSS over the tree (shared pages shared out)
     load: str = ""
     result: dict = field(default_factory=dict)
 
 
-def descendants(pid: int) -> list[int]:
-    """`pid` and every process below it, from /proc/PID/task/TID/children (cheap enough to poll)."""
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except OSError:
-            continue
-        for tid in tasks:
-            with contextlib.suppress(OSError):  # the task just ended
-                todo += [int(c) for c in Path(f"/proc/{current}/task/{tid}/children").read_text().split()]
-    return found
-
-
 def tree_rss_mb(pid: int) -> float:
     """Sum of RSS over the tree under `pid`, in MB, now (shared pages counted in every process)."""
     pages = 0
-    for process in descendants(pid):
+    for process in common.descendants(pid):
         with contextlib.suppress(OSError):  # just ended
             pages += int(Path(f"/proc/{process}/statm").read_text().split()[1])
     return pages * PAGE_KB / 1024
@@ -154,7 +139,7 @@ def tree_rss_mb(pid: int) -> float:
 def tree_pss_mb(pid: int) -> float:
     """Sum of PSS over the tree under `pid`, in MB, now (shared pages shared out)."""
     kb = 0
-    for process in descendants(pid):
+    for process in common.descendants(pid):
         with contextlib.suppress(OSError):
             rollup = Path(f"/proc/{process}/smaps_rollup").read_text()
             kb += int(re.search(r"^Pss:\s+(\d+)", rollup, flags=re.M).group(1))
@@ -198,6 +183,7 @@ def measure(command: list[str], env: dict | None = None, cwd=common.PROJECT_ROOT
         stdout=readers["stdout"],
         stderr=readers["stderr"],
         largest_mb=usage.ru_maxrss / 1024,
+        cpu=usage.ru_utime + usage.ru_stime,
         tree_rss_mb=peaks[0],
         tree_pss_mb=peaks[1],
         load=load,
@@ -253,7 +239,7 @@ def row(run: int, label: str, measured: Measured) -> str:
     else:
         stages, inside = [""] * (len(STAGES) + 1), ""
     return (
-        f"| {run} | {label} | {measured.seconds:.2f} | {inside} | {' | '.join(stages)} "
+        f"| {run} | {label} | {measured.seconds:.2f} | {measured.cpu:.2f} | {inside} | {' | '.join(stages)} "
         f"| {measured.largest_mb:.0f} | {measured.tree_rss_mb:.0f} | {measured.tree_pss_mb:.0f} | {measured.load} |"
     )
 
@@ -262,14 +248,17 @@ def print_tables(name: str, files: int, rows: list[tuple[int, str, Measured]], s
     """The figures of every run, then full import against mkdocs per run."""
     sources = {stage_cells(m)[1] for _, label, m in rows if m.result}
     print(f"\n### Import of {name} ({files:,} Markdown files)\n")
-    print("Seconds; wall = the whole process (start-up included), in-process = `import_content` alone.")
+    print(
+        "Seconds; wall = the whole process (start-up included), CPU = user + system of its whole tree, "
+        "in-process = `import_content` alone (wall)."
+    )
     print(f"Stages from: {', '.join(sorted(sources))}; other = in-process minus the stages given", end="")
     print(" (with the log lines: read + parse + the rest).\n" if "log lines" in sources else ".\n")
     print(
-        "| run | what | wall s | in-process s | read | parse | render | write | index | other "
+        "| run | what | wall s | CPU s | in-process s | read | parse | render | write | index | other "
         "| peak MB, largest process | peak MB, tree RSS | peak MB, tree PSS | load |"
     )
-    print("| ---: | --- | " + " | ".join(["---:"] * 12) + " |")
+    print("| ---: | --- | " + " | ".join(["---:"] * 13) + " |")
     for run, label, measured in rows:
         print(row(run, label, measured))
     if skip_mkdocs:
@@ -278,17 +267,30 @@ def print_tables(name: str, files: int, rows: list[tuple[int, str, Measured]], s
     for run in sorted({r for r, _, _ in rows}):
         by_label = {label: m for r, label, m in rows if r == run}
         if "mkdocs build" in by_label:
-            pairs.append((run, by_label["Nexus full import"].seconds, by_label["mkdocs build"].seconds))
+            pairs.append((str(run), by_label["Nexus full import"], by_label["mkdocs build"]))
     if not pairs:
         return
-    print("\n| run | Nexus full import s | mkdocs build s | mkdocs / Nexus |")
-    print("| ---: | ---: | ---: | ---: |")
-    for run, nexus, mkdocs in pairs:
-        print(f"| {run} | {nexus:.2f} | {mkdocs:.2f} | {mkdocs / nexus:.1f}× |")
+    print("\n| run | Nexus full import s | mkdocs build s | mkdocs / Nexus | Nexus CPU s | mkdocs CPU s | by CPU |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     if len(pairs) > 1:
-        nexus = statistics.median(p[1] for p in pairs)
-        mkdocs = statistics.median(p[2] for p in pairs)
-        print(f"| median | {nexus:.2f} | {mkdocs:.2f} | {mkdocs / nexus:.1f}× |")
+        pairs.append(("median", *(median_of([p[side] for p in pairs]) for side in (1, 2))))
+    for run, nexus, mkdocs in pairs:
+        print(
+            f"| {run} | {nexus.seconds:.2f} | {mkdocs.seconds:.2f} | {mkdocs.seconds / nexus.seconds:.1f}× "
+            f"| {nexus.cpu:.2f} | {mkdocs.cpu:.2f} | {mkdocs.cpu / nexus.cpu:.1f}× |"
+        )
+
+
+def median_of(runs: list[Measured]) -> Measured:
+    """The median wall and CPU seconds of several runs of one thing."""
+    return Measured(
+        seconds=statistics.median(m.seconds for m in runs),
+        returncode=0,
+        stdout="",
+        stderr="",
+        largest_mb=max(m.largest_mb for m in runs),
+        cpu=statistics.median(m.cpu for m in runs),
+    )
 
 
 def content_folder(args) -> tuple[Path, str]:

@@ -18,7 +18,8 @@ wrk walks a list of distinct two-word queries drawn from the titles (seeded; wor
 or more, no stop words) through Nexus's HTML search page and the canned query's HTML page,
 in the order Nexus, Datasette, Nexus, Datasette (`--rounds`), then one repeated query on each,
 and once more on Nexus as deployed (page cache on). Prints req/s, p50 and p99 latency, errors
-and non-2xx answers, and the ratio Nexus / Datasette; warns loudly about any error.
+and non-2xx answers, the servers' CPU time per answer, and the ratios Nexus / Datasette (by
+throughput and by CPU per answer); warns loudly about any error.
 
 Figures only, nothing passes or fails. wrk and both servers share the machine's cores, and
 the machine is shared: compare the ratios, not the absolutes.
@@ -222,26 +223,39 @@ def search_paths(queries: list[str], per_page: int | None) -> tuple[list[str], l
     return [f"/search?q={q}{extra}" for q in quoted], [f"/{DATABASE}/{CANNED}?q={q}" for q in quoted]
 
 
+def timed_wrk(server: common.Server, paths: list[str], script: Path, **wrk) -> dict:
+    """One wrk run against `server`, with the server's CPU milliseconds per answer (less swayed by others' load)."""
+    before = common.tree_cpu_seconds(server.process.pid)
+    figures = common.run_wrk(server.base, paths, script, **wrk)
+    used = common.tree_cpu_seconds(server.process.pid) - before
+    figures["cpu_ms"] = used * 1000 / max(figures["requests"], 1)
+    return figures
+
+
 def bad(figures: dict) -> int:
     """Socket errors and non-2xx answers of one wrk run."""
     return figures["errors"] + figures["non_2xx"]
 
 
 def cells(figures: dict) -> str:
-    """req/s, p50, p99 and errors of one wrk run, as table cells."""
-    return f"{figures['rps']:.0f} | {figures['p50_us'] / 1000:.1f} | {figures['p99_us'] / 1000:.1f} | {bad(figures)}"
+    """req/s, p50, p99, errors and server CPU per answer of one wrk run, as table cells."""
+    return (
+        f"{figures['rps']:.0f} | {figures['p50_us'] / 1000:.1f} | {figures['p99_us'] / 1000:.1f} | {bad(figures)} "
+        f"| {figures['cpu_ms']:.1f}"
+    )
 
 
 def print_table(title: str, setup: str, rows: list[tuple[str, dict, dict, str]], found: tuple[int, int, int]) -> None:
     """The figures, one row per pair of runs, with the ratio Nexus / Datasette."""
     print(f"\n### {title}\n\n{setup}\n")
     print(
-        "| run | Nexus req/s | p50 ms | p99 ms | errors + non-2xx | Datasette req/s | p50 ms | p99 ms "
-        "| errors + non-2xx | Nexus / Datasette | load |"
+        "| run | Nexus req/s | p50 ms | p99 ms | errors + non-2xx | CPU ms/req | Datasette req/s | p50 ms | p99 ms "
+        "| errors + non-2xx | CPU ms/req | Nexus / Datasette | by CPU | load |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | " + " | ".join(["---:"] * 14) + " |")
     for name, nexus, datasette, load in rows:
-        print(f"| {name} | {cells(nexus)} | {cells(datasette)} | {nexus['rps'] / datasette['rps']:.2f}× | {load} |")
+        ratio, by_cpu = nexus["rps"] / datasette["rps"], datasette["cpu_ms"] / nexus["cpu_ms"]
+        print(f"| {name} | {cells(nexus)} | {cells(datasette)} | {ratio:.2f}× | {by_cpu:.2f}× | {load} |")
     total, on_nexus, on_datasette = found
     print(f"\nQueries with at least one result: Nexus {on_nexus}/{total}, Datasette {on_datasette}/{total}.")
     failures = [(name, side) for name, n, d, _ in rows for side, f in (("Nexus", n), ("Datasette", d)) if bad(f)]
@@ -262,6 +276,7 @@ def median_row(rounds: list[tuple[str, dict, dict, str]]) -> tuple[str, dict, di
             "rps": statistics.median(r["rps"] for r in runs),
             "p50_us": statistics.median(r["p50_us"] for r in runs),
             "p99_us": statistics.median(r["p99_us"] for r in runs),
+            "cpu_ms": statistics.median(r["cpu_ms"] for r in runs),
             "errors": sum(r["errors"] for r in runs),
             "non_2xx": sum(r["non_2xx"] for r in runs),
         }
@@ -332,15 +347,15 @@ def main(argv=None) -> None:
         rows = []
         for number in range(1, args.rounds + 1):
             load = common.load_average()
-            a = common.run_wrk(nexus.base, nexus_paths, work / "nexus.lua", **wrk)
-            b = common.run_wrk(datasette.base, datasette_paths, work / "datasette.lua", **wrk)
+            a = timed_wrk(nexus, nexus_paths, work / "nexus.lua", **wrk)
+            b = timed_wrk(datasette, datasette_paths, work / "datasette.lua", **wrk)
             rows.append((f"round {number}: {len(queries)} distinct queries", a, b, load))
             print(f"round {number}: Nexus {a['rps']:.0f} req/s, Datasette {b['rps']:.0f} req/s", flush=True)
         if args.rounds > 1:
             rows.append(median_row(rows))
         load = common.load_average()
-        a = common.run_wrk(nexus.base, nexus_paths[:1], work / "nexus.lua", **wrk)
-        b = common.run_wrk(datasette.base, datasette_paths[:1], work / "datasette.lua", **wrk)
+        a = timed_wrk(nexus, nexus_paths[:1], work / "nexus.lua", **wrk)
+        b = timed_wrk(datasette, datasette_paths[:1], work / "datasette.lua", **wrk)
         rows.append((f"one query repeated ({queries[0]!r})", a, b, load))
         nexus.stop()
         servers.remove(nexus)
@@ -348,7 +363,7 @@ def main(argv=None) -> None:
         servers.append(deployed)
         common.get(deployed.base + nexus_paths[0])  # rendered once, then answered from the page cache
         load = common.load_average()
-        a = common.run_wrk(deployed.base, nexus_paths[:1], work / "nexus.lua", **wrk)
+        a = timed_wrk(deployed, nexus_paths[:1], work / "nexus.lua", **wrk)
         rows.append(("one query repeated, Nexus page cache on (as deployed)", a, b, load))
     finally:
         for server in servers:
@@ -359,7 +374,9 @@ def main(argv=None) -> None:
         f"{args.rounds} rounds.\nNexus: `/search?q=` HTML page{f' ({args.per_page} a page)' if args.per_page else ''}"
         f", gunicorn.conf.py ({workers} workers), `NEXUS_PAGE_CACHE_MB=0` unless said. "
         "Datasette 0.65.5: canned query's HTML page, 20 rows with `snippet()` by FTS5 `rank` (porter), "
-        "`datasette serve -i`. The last row compares with Datasette's repeated-query run above it."
+        "`datasette serve -i`. The last row compares with Datasette's repeated-query run above it.\n"
+        "CPU ms/req: user + system CPU of the server's processes during the run over the answers given; "
+        "by CPU = Datasette's CPU per answer / Nexus's (wrk's own CPU is not counted)."
     )
     print_table(f"Nexus /search against Datasette, {name}", setup, rows, (len(queries), on_nexus, on_datasette))
 
