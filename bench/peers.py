@@ -66,6 +66,7 @@ STOP = {
     "get", "got", "one", "two", "use", "using", "used", "way", "new", "more", "most",
 }  # fmt: skip
 WORD = re.compile(r"[A-Za-z]+")
+MIN_ANSWERS = 50  # below this many answers in a run, its percentiles and ratios mean nothing
 FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.S)
 
 
@@ -254,8 +255,7 @@ def print_table(title: str, setup: str, rows: list[tuple[str, dict, dict, str]],
     )
     print("| --- | " + " | ".join(["---:"] * 14) + " |")
     for name, nexus, datasette, load in rows:
-        ratio, by_cpu = nexus["rps"] / datasette["rps"], datasette["cpu_ms"] / nexus["cpu_ms"]
-        print(f"| {name} | {cells(nexus)} | {cells(datasette)} | {ratio:.2f}× | {by_cpu:.2f}× | {load} |")
+        print(f"| {name} | {cells(nexus)} | {cells(datasette)} | {ratios(nexus, datasette)} | {load} |")
     total, on_nexus, on_datasette = found
     print(f"\nQueries with at least one result: Nexus {on_nexus}/{total}, Datasette {on_datasette}/{total}.")
     failures = [(name, side) for name, n, d, _ in rows for side, f in (("Nexus", n), ("Datasette", d)) if bad(f)]
@@ -264,8 +264,21 @@ def print_table(title: str, setup: str, rows: list[tuple[str, dict, dict, str]],
         for name, side in failures:
             print(f"!!! WARNING: {side} answered with errors or non-2xx statuses in '{name}': its figures are suspect")
         print("!" * 100)
+    for name, side, f in [(name, s, f) for name, n, d, _ in rows for s, f in (("Nexus", n), ("Datasette", d))]:
+        if f["requests"] < MIN_ANSWERS:
+            print(
+                f"!!! WARNING: {side} gave only {f['requests']} answers in '{name}': too few to compare "
+                "(a busy machine? try a longer --duration)"
+            )
     if on_datasette < total / 2 or on_nexus < total / 2:
         print("\n!!! WARNING: fewer than half the queries find anything on one side: the comparison is suspect")
+
+
+def ratios(nexus: dict, datasette: dict) -> str:
+    """Nexus / Datasette by throughput and by CPU per answer, as two cells; n/a when a run answered too little."""
+    if min(nexus["requests"], datasette["requests"]) < MIN_ANSWERS or not nexus["cpu_ms"] or not datasette["rps"]:
+        return "n/a | n/a"
+    return f"{nexus['rps'] / datasette['rps']:.2f}× | {datasette['cpu_ms'] / nexus['cpu_ms']:.2f}×"
 
 
 def median_row(rounds: list[tuple[str, dict, dict, str]]) -> tuple[str, dict, dict, str]:
@@ -277,6 +290,7 @@ def median_row(rounds: list[tuple[str, dict, dict, str]]) -> tuple[str, dict, di
             "p50_us": statistics.median(r["p50_us"] for r in runs),
             "p99_us": statistics.median(r["p99_us"] for r in runs),
             "cpu_ms": statistics.median(r["cpu_ms"] for r in runs),
+            "requests": min(r["requests"] for r in runs),
             "errors": sum(r["errors"] for r in runs),
             "non_2xx": sum(r["non_2xx"] for r in runs),
         }
