@@ -37,7 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or config.read_secret_key(app.instance_path)
     app.json.sort_keys = False
 
-    from . import caching, cli, graph, index_sync, models, security, views
+    from . import caching, cli, graph, index_sync, models, queries, security, views
     from .search import searchers
 
     models.db.init_app(app)
@@ -46,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         _create_schema(app)
     app.extensions["nexus.searchers"] = searchers.SearcherPool(app.instance_path)
     app.extensions["nexus.graph"] = graph.GraphCache()
+    app.extensions["nexus.listed"] = queries.ListedCache()
     views.register(app)
     security.register(app)
     caching.register(app)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from flask import current_app, has_request_context
@@ -97,10 +99,62 @@ LISTED_COLUMNS = (
 )  # fmt: skip
 
 
+class ListedCache:
+    """Entries as search pages list them, kept by a worker for one content generation.
+
+    Searches keep finding the same entries; an entry changes only with a new generation. The
+    cache is bounded by the size of the texts it holds (oldest dropped first).
+    """
+
+    def __init__(self, budget_bytes: int = 16 * 1024 * 1024):
+        self.budget = budget_bytes
+        self._generation = None
+        self._items: OrderedDict[str, Listed] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, generation, slugs: list[str]) -> dict[str, Listed]:
+        """The cached entries among `slugs` (none if the generation changed)."""
+        with self._lock:
+            if generation != self._generation:
+                self._generation, self._items, self._size = generation, OrderedDict(), 0
+                return {}
+            found = {slug: self._items[slug] for slug in slugs if slug in self._items}
+            for slug in found:
+                self._items.move_to_end(slug)
+            return found
+
+    def put(self, generation, listed: dict[str, Listed]) -> None:
+        """Keep entries read for `generation`."""
+        with self._lock:
+            if generation != self._generation:
+                return
+            for slug, entry in listed.items():
+                if slug not in self._items:
+                    self._items[slug] = entry
+                    self._size += len(entry.text) + 512
+            while self._size > self.budget and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped.text) + 512
+
+
 def listed_by_slugs(slugs: list[str]) -> dict[str, Listed]:
-    """slug -> the entry as a search page lists it, with its tags in slug order."""
+    """slug -> the entry as a search page lists it, with its tags in slug order (kept per generation)."""
     if not slugs:
         return {}
+    cache: ListedCache = current_app.extensions["nexus.listed"]
+    generation = content_generation()
+    found = cache.get(generation, slugs)
+    missing = [slug for slug in slugs if slug not in found]
+    if missing:
+        read = _read_listed(missing)
+        cache.put(generation, read)
+        found.update(read)
+    return found
+
+
+def _read_listed(slugs: list[str]) -> dict[str, Listed]:
+    """Two plain queries: the entries' columns, then their tags."""
     rows = db.session.execute(select(*LISTED_COLUMNS).where(Entry.slug.in_(slugs))).all()
     tags: dict[int, list[TagRef]] = {row.id: [] for row in rows}
     tag_rows = db.session.execute(
