@@ -1,7 +1,8 @@
-"""`flask --app portal import | reindex | check`."""
+"""`flask --app portal import | watch | reindex | check | secret-key`."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from .locking import ImportBusy, import_lock
 def register(app: Flask) -> None:
     """Attach the commands to the app's CLI group."""
     app.cli.add_command(import_command)
+    app.cli.add_command(watch_command)
     app.cli.add_command(reindex_command)
     app.cli.add_command(check_command)
     app.cli.add_command(secret_key_command)
@@ -62,6 +64,31 @@ def import_command(path, quiet, no_wait):
     click.echo(report.summary())
     if report.errors:
         sys.exit(1)
+
+
+@click.command("watch")
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--no-wait", is_flag=True, help="Fail at once if another import is running when the watcher starts.")
+@with_appcontext
+def watch_command(path, no_wait):
+    """Import a folder (default: the content folder), then import every change until Ctrl-C."""
+    from .watch import Watcher, quiet_import_logs  # watchfiles loads only for this command
+
+    root = _content_dir(path)
+    if not root.is_dir():
+        raise click.UsageError(f"content folder not found: {root}")
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    quiet_import_logs()
+    try:
+        Watcher(current_app._get_current_object(), root, wait=not no_wait).run()
+    except ImportBusy as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        click.echo("stopped watching")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 @click.command("reindex")
