@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import pass_script_info, with_appcontext
 
 from .config import write_secret_key
 from .content import ContentError, read_file
@@ -21,6 +21,7 @@ def register(app: Flask) -> None:
     """Attach the commands to the app's CLI group."""
     app.cli.add_command(import_command)
     app.cli.add_command(watch_command)
+    app.cli.add_command(dev_command)
     app.cli.add_command(reindex_command)
     app.cli.add_command(check_command)
     app.cli.add_command(secret_key_command)
@@ -89,6 +90,37 @@ def watch_command(path, no_wait):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+@click.command("dev")
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--port", default=5000, show_default=True, help="Port to serve on (127.0.0.1 only).")
+@pass_script_info
+def dev_command(info, path, port):
+    """For writers: the development server with code and template reload, pages that reload themselves, and `watch`."""
+    from werkzeug.serving import is_running_from_reloader, run_simple
+
+    from .watch import quiet_import_logs, start_thread
+
+    app = info.load_app()
+    if not app.debug:
+        raise click.UsageError(
+            "live reload needs debug mode: run `flask --app portal --debug dev` (as `make dev` does)"
+        )
+    root = Path(path or app.config["CONTENT_DIR"])
+    if not root.is_dir():
+        raise click.UsageError(f"content folder not found: {root}")
+    watching = None
+    if is_running_from_reloader():  # the child that serves (and restarts on code changes), not the monitor
+        quiet_import_logs()
+        watching = start_thread(app, root)
+    try:
+        run_simple("127.0.0.1", port, app, use_reloader=True, use_debugger=True, threaded=True)
+    finally:
+        if watching:
+            thread, stop = watching
+            stop.set()
+            thread.join(timeout=5)
 
 
 @click.command("reindex")
