@@ -45,6 +45,11 @@ class LiveChanges:
         self._modified: dict[str, object] | None = None
         self.generation = 0
         self.events: deque[dict] = deque(maxlen=50)
+        self.epoch = 0  # open streams end when it changes
+
+    def close_streams(self) -> None:
+        """End every open event stream (each browser reconnects by itself), e.g. before its server stops."""
+        self.epoch += 1
 
     def since(self, generation: int) -> list[dict]:
         """Changes newer than `generation` (looking at the generation file at most every POLL_SECONDS)."""
@@ -87,10 +92,10 @@ def events():
     changes.since(0)  # the first look reads the current state
 
     def stream():  # runs after the view returned: it uses only `changes`
-        generation = changes.generation
+        generation, epoch = changes.generation, changes.epoch
         yield f"retry: {RETRY_MS}\n" + _message("hello", {"generation": generation})
         quiet_since = time.monotonic()
-        while True:
+        while changes.epoch == epoch:
             for event in changes.since(generation):
                 yield _message("change", event)
                 generation, quiet_since = event["generation"], time.monotonic()

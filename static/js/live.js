@@ -7,6 +7,11 @@
   var entry = script.getAttribute("data-entry");
   var shown = Number(script.getAttribute("data-generation"));
 
+  function show(generation) {
+    shown = generation;
+    document.documentElement.setAttribute("data-live-generation", String(shown));  // for tests and curious eyes
+  }
+
   function concerns(change) {
     return !entry || change.slugs.indexOf(entry) !== -1;
   }
@@ -15,7 +20,8 @@
     var source = new EventSource(url);
     source.addEventListener("hello", function (event) {
       // A change made while the page loaded or the server restarted: this page may be behind.
-      if (JSON.parse(event.data).generation !== shown) location.reload();
+      if (JSON.parse(event.data).generation > shown) location.reload();
+      else show(shown);
     });
     source.addEventListener("change", function (event) {
       var change = JSON.parse(event.data);
@@ -24,7 +30,7 @@
         source.close();
         location.reload();
       } else {
-        shown = change.generation;
+        show(change.generation);
       }
     });
     source.addEventListener("error", function () {
