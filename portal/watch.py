@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 import click
 from flask import Flask
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from watchfiles import watch
 
 from .folder import INTRO_FILE, VOCABULARY_FILE, is_markdown, is_skipped
@@ -74,6 +75,7 @@ class Watcher:
         self.folders: set[str] = set()  # every folder that holds a known entry
         self.generation = None  # after our last import; another importer's makes us reload `known`
         self.failing: set[str] = set()  # files the last import reported errors for: offered again each batch
+        self.retry: set[str] = set()  # the paths of a batch whose import failed
         self.shown_errors: set[str] = set()
         self.imports = 0  # how many imports ran (tests check that a burst is one)
 
@@ -102,6 +104,7 @@ class Watcher:
         report = self._import(None, wait=self.wait)
         for error in report.errors:
             self.echo(f"error: {error}", err=True)
+        self.shown_errors = {str(error) for error in report.errors}
         for warning in report.warnings:
             self.echo(f"warning: {warning}", err=True)
         self.echo(report.summary())
@@ -109,18 +112,29 @@ class Watcher:
         return report
 
     def handle(self, changes) -> ImportReport | None:
-        """Import one batch of watchfiles changes and print what it did; None if nothing needed importing."""
+        """Import one batch of watchfiles changes and print what it did; None if nothing was imported."""
+        if not self.root.is_dir():
+            self.echo(
+                f"error: the content folder {self.root} is gone; start the watcher again once it is back", err=True
+            )
+            return None
         if self.generation != current_generation():
             self._load_known()  # someone else imported: paths and slugs may have changed
         db.session.remove()
-        paths = self.paths_to_import(changes)
+        paths = self.paths_to_import(changes) | self.retry
         if not paths:
             return None
         if any(p in self.known and not (self.root / p).exists() for p in paths):
             time.sleep(DELETE_GRACE)
         before = dict(self.known)
         started = time.monotonic()
-        report = self._import(sorted(paths | self.failing), wait=True)
+        try:
+            report = self._import(sorted(paths | self.failing), wait=True)
+        except (OSError, SQLAlchemyError) as error:  # e.g. a database that does not answer: try again next time
+            self.retry = paths
+            self.echo(f"error: the import failed, will try again at the next change: {error}", err=True)
+            return None
+        self.retry = set()
         milliseconds = round((time.monotonic() - started) * 1000)
         self._print(report, before, paths, milliseconds)
         return report

@@ -12,7 +12,9 @@ import time
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
+from portal import watch
 from portal.locking import import_lock
 from portal.models import Entry, db
 from portal.watch import Watcher
@@ -317,3 +319,40 @@ def test_the_command_stops_cleanly(tmp_path, content_dir, stop):
     assert process.returncode == 0
     assert out == "stopped watching\n"
     assert "Traceback" not in err and err == ""
+
+
+def test_a_failed_import_is_tried_again_with_the_next_change(watching, content_dir, monkeypatch):
+    real_import = watch.import_content
+    calls = []
+
+    def failing_once(*args, **kwargs):
+        calls.append(kwargs["paths"])
+        if len(calls) == 1:
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        return real_import(*args, **kwargs)
+
+    monkeypatch.setattr(watch, "import_content", failing_once)
+    write_entry(content_dir, "notes/first.md", "# First\n")
+    wait_for(lambda: any("the import failed" in line for line in watching.lines), "the failure", watching.lines)
+    write_entry(content_dir, "notes/second.md", "# Second\n")
+    watching.wait_for_line("added notes/first.md")
+    watching.wait_for_line("added notes/second.md")
+
+
+def test_a_deleted_content_folder_is_reported_not_a_crash(watching, content_dir):
+    shutil.rmtree(content_dir)
+    wait_for(lambda: any("error: the content folder" in line for line in watching.lines), "the error", watching.lines)
+    assert watching.thread.is_alive()
+
+
+def test_errors_are_said_once_unless_their_file_is_saved_again(make_app, content_dir):
+    write_entry(content_dir, "notes/broken.md", "---\nkind: nonsense\n---\nx\n")
+    running = Running(make_app(content_dir), content_dir).started()
+    error = "error: notes/broken.md:2: unknown kind 'nonsense'; use one of: technology, concept, challenge, practice"
+    assert error in running.lines
+    write_entry(content_dir, "notes/other.md", "# Other\n")
+    running.wait_for_line("added notes/other.md")
+    assert not [line for line in running.changes() if line.startswith("error: ")]
+    write_entry(content_dir, "notes/broken.md", "---\nkind: nonsense\n---\nstill\n")
+    running.wait_for_line(error)
+    running.close()
