@@ -161,8 +161,12 @@ class Watch:
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def import_ms(self) -> list[int]:
-        return [int(m.group(1)) for line in self.lines if (m := re.search(r" \((\d+) ms\)$", line))]
+    def import_ms_after(self, line: int) -> int | None:
+        """The import time printed first after output line `line` (every line of one import prints the same)."""
+        for text in self.lines[line:]:
+            if found := re.search(r" \((\d+) ms\)$", text):
+                return int(found.group(1))
+        return None
 
     def stop(self):
         self.process.send_signal(signal.SIGINT)
@@ -179,6 +183,8 @@ class Site:
     def __init__(self, content: Path, instance: Path, base: str, seed: int):
         self.content, self.instance, self.base = content, instance, base
         self.rng = random.Random(seed)
+        self.watcher: Watch | None = None
+        self.import_ms: list[int] = []  # the watcher's import time for each measured change
 
     def slug_of(self, path: str) -> str | None:
         """The slug the database has for a file (None while it has none)."""
@@ -240,6 +246,7 @@ class Site:
         """Seconds from `save()` until `page()` and until `search()` are true (polled in turn)."""
         if page() or search():
             raise RuntimeError("the change shows before it was made: the probe is wrong")
+        line = len(self.watcher.lines) if self.watcher else 0
         started = time.perf_counter()
         save()
         if after_save:
@@ -252,6 +259,11 @@ class Site:
             if time.perf_counter() - started > TIMEOUT:
                 raise RuntimeError(f"the change did not show within {TIMEOUT:.0f} s")
             time.sleep(POLL)
+        if self.watcher:
+            deadline = time.monotonic() + 10  # its line may come a moment after the change shows
+            while (took := self.watcher.import_ms_after(line)) is None and time.monotonic() < deadline:
+                time.sleep(POLL)
+            self.import_ms.append(took)
         return seen["page"], seen["search"]
 
 
@@ -264,6 +276,7 @@ def row(label: str, times: list[tuple[float, float]], import_ms: list[int] | Non
     pages = [t[0] for t in times]
     searches = [t[1] for t in times]
     both = [max(t) for t in times]
+    import_ms = [ms for ms in import_ms or [] if ms is not None]
     imports = f"{statistics.median(import_ms) / 1000:.2f}" if import_ms else ""
     return (
         f"| {label} | {len(times)} | {statistics.median(pages):.2f} | {p90(pages):.2f} | "
@@ -288,14 +301,16 @@ def run_folder(label: str, size: int, content: Path, work: Path, args) -> list[s
             baseline.append(site.edit(after_save=lambda: flask(env, "import", "--quiet"))[:2])
         if baseline:
             rows.append(row(f"{label}: edit, then `flask import` (baseline)", baseline, None))
-        watcher = Watch(env)
+        watcher = site.watcher = Watch(env)
         try:
             for kind, count in (("edit", args.edits), ("new note", 3), ("deleted note", 3)):
-                before = len(watcher.import_ms())
+                imports: list[int] = []
                 action = {"edit": lambda: site.edit()[:2], "new note": site.add, "deleted note": site.delete}[kind]
-                times = [action() for _ in range(count)]
-                # The watcher prints one line per change of a batch with the same time: one figure per import.
-                imports = list(dict.fromkeys(watcher.import_ms()[before:]))
+                times = []
+                for _ in range(count):
+                    site.import_ms = []
+                    times.append(action())
+                    imports.append(site.import_ms[-1])  # the measured change's (a deletion first adds a word)
                 rows.append(
                     row(f"{label}: {kind}, `watch`", times, imports, TARGETS.get(size, "") if kind == "edit" else "")
                 )
