@@ -301,6 +301,7 @@ def run_folder(label: str, size: int, content: Path, work: Path, args) -> list[s
             baseline.append(site.edit(after_save=lambda: flask(env, "import", "--quiet"))[:2])
         if baseline:
             rows.append(row(f"{label}: edit, then `flask import` (baseline)", baseline, None))
+            print(rows[-1], flush=True)
         watcher = site.watcher = Watch(env)
         try:
             for kind, count in (("edit", args.edits), ("new note", 3), ("deleted note", 3)):
