@@ -330,8 +330,11 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="1000,10000", help="generated corpus sizes (comma-separated; '' for none)")
     parser.add_argument("--edits", type=int, default=20)
     parser.add_argument("--baseline-edits", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds to wait for one change to show")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put copies and instances (temporary)")
     args = parser.parse_args(argv)
+    global TIMEOUT
+    TIMEOUT = args.timeout
     work = Path(args.workdir or tempfile.mkdtemp(prefix="nexus-latency-"))
     work.mkdir(parents=True, exist_ok=True)
     print(
