@@ -10,7 +10,7 @@ and generated corpora of `--sizes` entries, bench/corpus.py):
 2. baseline, in the same run: the workflow before `watch`: save a note, run `flask --app portal
    import`, and wait until the change shows (`--baseline-edits` times);
 3. starts `flask --app portal watch`, then saves `--edits` notes one after another (a unique new
-   word appended to each), and 3 new and 3 deleted notes, and polls `/search?q=<word>` and the
+   word appended to each), and up to 3 new and 3 deleted notes, and polls `/search?q=<word>` and the
    entry's page until both show the change.
 
 Prints, per folder and kind of change, the median and p90 seconds until the page shows it, until
@@ -304,7 +304,8 @@ def run_folder(label: str, size: int, content: Path, work: Path, args) -> list[s
             print(rows[-1], flush=True)
         watcher = site.watcher = Watch(env)
         try:
-            for kind, count in (("edit", args.edits), ("new note", 3), ("deleted note", 3)):
+            others = min(3, max(1, args.edits // 3))  # new and deleted notes: 3 beside 20 edits
+            for kind, count in (("edit", args.edits), ("new note", others), ("deleted note", others)):
                 imports: list[int] = []
                 action = {"edit": lambda: site.edit()[:2], "new note": site.add, "deleted note": site.delete}[kind]
                 times = []
