@@ -180,8 +180,8 @@ class Watch:
 class Site:
     """A content folder served by gunicorn: change notes, and time until the change shows."""
 
-    def __init__(self, content: Path, instance: Path, base: str, seed: int):
-        self.content, self.instance, self.base = content, instance, base
+    def __init__(self, content: Path, instance: Path, base: str, seed: int, timeout: float = TIMEOUT):
+        self.content, self.instance, self.base, self.timeout = content, instance, base, timeout
         self.rng = random.Random(seed)
         self.watcher: Watch | None = None
         self.import_ms: list[int] = []  # the watcher's import time for each measured change
@@ -256,8 +256,8 @@ class Site:
             for name, check in (("page", page), ("search", search)):
                 if name not in seen and check():
                     seen[name] = time.perf_counter() - started
-            if time.perf_counter() - started > TIMEOUT:
-                raise RuntimeError(f"the change did not show within {TIMEOUT:.0f} s")
+            if time.perf_counter() - started > self.timeout:
+                raise RuntimeError(f"the change did not show within {self.timeout:.0f} s")
             time.sleep(POLL)
         if self.watcher:
             deadline = time.monotonic() + 10  # its line may come a moment after the change shows
@@ -293,7 +293,7 @@ def run_folder(label: str, size: int, content: Path, work: Path, args) -> list[s
     imported = flask(env, "import", "--quiet")
     print(f"{label}: first import {time.perf_counter() - started:.1f} s: {imported.stdout.strip()}", flush=True)
     server = Gunicorn(env, work / f"gunicorn-{label}.log")
-    site = Site(content, instance, server.base, seed=size)
+    site = Site(content, instance, server.base, seed=size, timeout=args.timeout)
     rows = []
     try:
         baseline = []
@@ -334,8 +334,6 @@ def main(argv=None) -> None:
     parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds to wait for one change to show")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put copies and instances (temporary)")
     args = parser.parse_args(argv)
-    global TIMEOUT
-    TIMEOUT = args.timeout
     work = Path(args.workdir or tempfile.mkdtemp(prefix="nexus-latency-"))
     work.mkdir(parents=True, exist_ok=True)
     print(
