@@ -1,7 +1,7 @@
 """Edit → visible latency: from saving a note to seeing it in `/search` and on its page, with gunicorn serving.
 
     python bench/latency.py --corpus ../shared/corpora/jbranchaud-til [--real 577] [--sizes 1000,10000]
-                            [--edits 20] [--baseline-edits 3]
+                            [--edits 20] [--baseline-edits 3] [--timeout 300] [--workdir DIR]
 
 For each content folder (the first `--real` notes of a real corpus, copied to a temporary folder,
 and generated corpora of `--sizes` entries, bench/corpus.py):
