@@ -64,6 +64,7 @@ def load_corpus_module():
 def copy_real_notes(corpus: Path, count: int, target: Path) -> int:
     """The first `count` notes in topic folders (sorted by path), copied: the benchmark edits them."""
     notes = sorted(p for p in corpus.rglob("*.md") if len(p.relative_to(corpus).parts) > 1)[:count]
+    shutil.rmtree(target, ignore_errors=True)  # a folder of an earlier run holds its edits and new notes
     for note in notes:
         destination = target / note.relative_to(corpus)
         destination.parent.mkdir(parents=True, exist_ok=True)
@@ -288,6 +289,7 @@ def row(label: str, times: list[tuple[float, float]], import_ms: list[int] | Non
 def run_folder(label: str, size: int, content: Path, work: Path, args) -> list[str]:
     """Import, serve, baseline, watch, measure: the table rows of one content folder."""
     instance = work / f"instance-{label}"
+    shutil.rmtree(instance, ignore_errors=True)
     env = env_for(instance, content)
     started = time.perf_counter()
     imported = flask(env, "import", "--quiet")
@@ -349,6 +351,7 @@ def main(argv=None) -> None:
         corpus = load_corpus_module()
         for size in [int(s) for s in args.sizes.split(",") if s.strip()]:
             content = work / f"generated-{size}"
+            shutil.rmtree(content, ignore_errors=True)
             corpus.generate(size, content)
             rows += run_folder(f"{size:,} generated", size, content, work, args)
     finally:
