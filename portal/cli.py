@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import signal
 import sys
 from pathlib import Path
@@ -78,18 +80,40 @@ def watch_command(path, no_wait):
     root = _content_dir(path)
     if not root.is_dir():
         raise click.UsageError(f"content folder not found: {root}")
-    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    _helpers_leave_signals_to_us()
     quiet_import_logs()
     try:
         Watcher(current_app._get_current_object(), root, wait=not no_wait).run()
     except ImportBusy as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
+        for helper in multiprocessing.active_children():  # e.g. Whoosh's index writers, mid-build
+            helper.terminate()
+            helper.join(timeout=10)
         click.echo("stopped watching")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+_helpers_registered = False
+
+
+def _helpers_leave_signals_to_us() -> None:
+    """Processes forked during an import ignore Ctrl-C and die of SIGTERM: the watcher stops them, no traceback."""
+    global _helpers_registered
+    if not _helpers_registered:
+        os.register_at_fork(after_in_child=_as_a_helper)
+        _helpers_registered = True
+
+
+def _as_a_helper() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @click.command("dev")
