@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+DEV_PORT ?= 5000
 
-.PHONY: run test install install-dev vnu system-deps lint format import reindex bench clean
+.PHONY: run dev test install install-dev vnu system-deps lint format import reindex bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -42,6 +43,10 @@ run: install
 	$(BIN)/flask --app portal secret-key
 	$(BIN)/flask --app portal import
 	NEXUS_GUNICORN_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## dev: for writers: http://127.0.0.1:$(DEV_PORT) with code and template reload, pages that reload themselves, and `watch`
+dev: install
+	$(BIN)/flask --app portal --debug dev --port $(DEV_PORT)
 
 import: install
 	$(BIN)/flask --app portal import

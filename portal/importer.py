@@ -12,38 +12,28 @@ import difflib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import func, select
 
 from . import processes
-from .attachment_store import stored_references
 from .attachments import DEFAULT_MAX_BYTES, AttachmentFiles
 from .content import ContentError, ParsedEntry, content_hash, parse_bytes
-from .folder import INTRO_FILE, find_markdown_files
+from .folder import INTRO_FILE, VOCABULARY_FILE
 from .generation import announce_generation, current_generation
-from .gitdates import FileDates, read_git_dates
+from .gitdates import FileDates
 from .links import link_resolver
 from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
 from .rendering import RENDERER_VERSION, render
 from .report import ImportReport
+from .scanning import Scan, Scanner, scan_folder, scan_paths
 from .search import analysis, store
 from .vocabulary import TagResolver, load_vocabulary
 from .writer import Existing, existing_entries, write_changes
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Scan:
-    """The folder compared with the database: which files exist, and the bytes of those that changed."""
-
-    present: set[str] = field(default_factory=set)
-    changed: dict[str, bytes] = field(default_factory=dict)
-    digests: dict[str, str] = field(default_factory=dict)
-    git: dict[str, FileDates] = field(default_factory=dict)  # path -> its dates from git, if it is committed
 
 
 @dataclass
@@ -65,26 +55,37 @@ def import_content(
     max_attachment_bytes: int = DEFAULT_MAX_BYTES,
     progress: Callable[[Iterable], Iterable] | None = None,
     wait: bool = True,
+    paths: Iterable[str] | None = None,
 ) -> ImportReport:
     """Sync `content_dir` into the database and swap in a fresh search index, holding the import lock.
 
     `git_dates`: date entries by their git history (see gitdates.py); `max_attachment_bytes`: the
-    largest file a note may link to and have served (see attachments.py).
+    largest file a note may link to and have served (see attachments.py); `paths` (relative files
+    or folders) makes it a targeted import that reads only those (see `scanning.scan_paths`).
     """
     root = Path(content_dir).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"content folder not found: {root}")
+    options = _Options(folder_tags, git_dates, max_attachment_bytes, None if paths is None else list(paths))
     with import_lock(instance_path, wait=wait, engine=db.engine):
-        return _import_locked(root, instance_path, folder_tags, progress, git_dates, max_attachment_bytes)
+        return _import_locked(root, instance_path, options, progress)
 
 
-def _import_locked(
-    root: Path, instance_path, folder_tags: bool, progress, git_dates=True, max_attachment_bytes=DEFAULT_MAX_BYTES
-) -> ImportReport:
+@dataclass(frozen=True)
+class _Options:
+    """How an import reads the folder."""
+
+    folder_tags: bool = True
+    git_dates: bool = True
+    max_attachment_bytes: int = DEFAULT_MAX_BYTES
+    paths: list[str] | None = None  # a targeted import: only these files and folders
+
+
+def _import_locked(root: Path, instance_path, options: _Options, progress=None) -> ImportReport:
     """The import itself; the caller holds the import lock."""
     started = time.monotonic()
-    git_cache = instance_path if git_dates else None
-    report = _sync(root, folder_tags, progress, git_cache, AttachmentFiles(root, max_attachment_bytes))
+    git_cache = instance_path if options.git_dates else None
+    report = _sync(root, options, progress, git_cache)
     generation = current_generation()
     if report.changed:
         announce_generation(instance_path, generation)
@@ -104,18 +105,24 @@ def _import_locked(
     return report
 
 
-def _sync(
-    root: Path, folder_tags: bool, progress, git_cache=None, files: AttachmentFiles | None = None
-) -> ImportReport:
+def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> ImportReport:
     """scan → plan → render → write → warn: the database changes of one import (`git_cache`: git dates on)."""
     report = ImportReport()
     started_at = utcnow()
+    folder_tags = options.folder_tags
     vocabulary, vocab_errors = load_vocabulary(root)
     report.errors.extend(vocab_errors)
     salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())))
     existing = existing_entries()
+    files = AttachmentFiles(root, options.max_attachment_bytes)
     with report.timed("read"):
-        scan = scan_folder(root, existing, salt, progress, report, git_cache=git_cache, files=files)
+        scanner = Scanner(root, existing, salt, report, files)
+        scanner.start(git_cache)
+        # A targeted import reads only what changed; new tag names or aliases mean every file again.
+        if options.paths is not None and VOCABULARY_FILE not in options.paths:
+            scan = scan_paths(scanner, options.paths)
+        else:
+            scan = scan_folder(scanner, progress)
     with report.timed("parse"):
         plan = plan_changes(root, scan, existing, folder_tags, report)
     tags = TagResolver(vocabulary)
@@ -126,58 +133,6 @@ def _sync(
         write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
     warn_about_tag_typos({p: plan.parsed[p] for p in report.added + report.updated if p in plan.parsed}, tags, report)
     return report
-
-
-def scan_folder(
-    root: Path,
-    existing: dict[str, Existing],
-    salt: tuple,
-    progress,
-    report: ImportReport,
-    *,
-    git_cache=None,
-    files=None,
-) -> Scan:
-    """Read every Markdown file and its git dates; unchanged ones (same bytes, dates and linked files) are only noted.
-
-    A note's git dates are part of its hash, so committing a note (or moving HEAD) imports it
-    again though its bytes are the same; so is a change to a file it links to (by `stat`).
-    `git_cache`: the folder to cache git's answer in, None when git dates are off.
-    """
-    scan = Scan()
-    if git_cache is not None:
-        git = read_git_dates(root, git_cache)
-        if git.warning:
-            report.warnings.append(git.warning)
-        scan.git = git.dates
-    linked = stored_references() if files is not None else {}
-    markdown = find_markdown_files(root)
-    for path in progress(markdown) if progress else markdown:
-        relative = path.relative_to(root).as_posix()
-        scan.present.add(relative)
-        try:
-            raw = path.read_bytes()
-        except OSError as error:
-            report.errors.append(ContentError(relative, 1, f"cannot read file ({error.strerror or error})"))
-            continue
-        digest = content_hash(raw, *salt, _git_salt(scan.git.get(relative)))
-        old = existing.get(relative)
-        if old is not None and old.content_hash == digest and _same_files(files, linked.get(relative, ())):
-            report.unchanged.append(relative)
-            continue
-        scan.changed[relative] = raw
-        scan.digests[relative] = digest
-    return scan
-
-
-def _git_salt(dates: FileDates | None) -> str:
-    """The part of a note's hash that its git dates make."""
-    return f"git={dates.created}/{dates.updated}" if dates else "git="
-
-
-def _same_files(files: AttachmentFiles | None, linked) -> bool:
-    """Whether every file a note linked to at its last import is as it was then."""
-    return files is None or all(files.stamp(path) == stamp for path, stamp in linked)
 
 
 def _apply_git_dates(entry: ParsedEntry, dates: FileDates | None) -> None:
@@ -388,7 +343,7 @@ def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True, **opti
     with import_lock(instance_path, engine=db.engine):
         empty = db.session.scalar(select(func.count()).select_from(Entry)) == 0 and current_generation() == 0
         if empty and Path(content_dir).is_dir():
-            report = _import_locked(Path(content_dir).resolve(), instance_path, folder_tags, None, **options)
+            report = _import_locked(Path(content_dir).resolve(), instance_path, _Options(folder_tags, **options))
             return f"imported {len(report.added)} entries ({len(report.errors)} errors)"
         generation = current_generation()
         index_generation, _documents = store.check_index(instance_path)

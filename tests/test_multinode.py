@@ -57,7 +57,7 @@ def test_index_sync_heals_an_import_killed_after_its_commit(make_app, content_di
     do_import(app, content_dir)
     write_entry(content_dir, "late.md", "# Late\n\nxylophone\n")
     with app.app_context():
-        importer._sync(content_dir.resolve(), True, None)  # the database commits, then the process "dies"
+        importer._sync(content_dir.resolve(), importer._Options())  # the database commits, then the process "dies"
         db.session.remove()
     assert store.check_index(app.instance_path)[0] == 1
     time.sleep(0.02)

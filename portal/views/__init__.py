@@ -9,7 +9,7 @@ from ..queries import KIND_LABELS
 
 def register(app: Flask) -> None:
     """Attach every blueprint, error handler and template helper."""
-    from . import api, attachments, errors, feeds, health, pages, search, tags
+    from . import api, attachments, errors, feeds, health, live, pages, search, tags
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(tags.bp)
@@ -19,6 +19,7 @@ def register(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(attachments.bp)
     errors.register(app)
+    live.register(app)  # development only
     app.jinja_env.globals.update(KIND_LABELS=KIND_LABELS, site_name=app.config["SITE_NAME"])
     app.jinja_env.filters["isodate"] = lambda d: d.isoformat() if d else ""
     app.jinja_env.filters["longdate"] = lambda d: f"{d:%-d %B %Y}" if d else ""
