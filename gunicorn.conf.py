@@ -10,7 +10,8 @@ def _env(name, default):
 
 bind = _env("BIND", "127.0.0.1:8000")
 workers = int(_env("WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 9)))
-threads = int(_env("THREADS", 1))
+worker_class = _env("WORKER_CLASS", "portal.serving.HeadFirstWorker")
+threads = int(_env("THREADS", 4))
 timeout = int(_env("TIMEOUT", 30))
 graceful_timeout = int(_env("GRACEFUL_TIMEOUT", 20))
 keepalive = int(_env("KEEPALIVE", 5))
@@ -51,3 +52,4 @@ def on_starting(server):
         db.session.remove()
         db.engine.dispose()  # no connection may cross the fork
     server.log.info("Nexus start-up: %s", outcome)
+

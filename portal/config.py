@@ -24,6 +24,7 @@ SETTINGS = [
     ("NEXUS_TRUSTED_PROXIES", "TRUSTED_PROXIES", int, "How many proxies in front of Nexus set `X-Forwarded-For/-Proto/-Host/-Port/-Prefix`; 0 (default) trusts none of these headers."),
     ("NEXUS_PAGE_CACHE_MB", "PAGE_CACHE_MB", float, "Megabytes of rendered pages and API answers the workers of a node share in `<instance>/page-cache.sqlite3` (default: 128; 0 turns it off)."),
     ("NEXUS_CACHE_MAX_AGE", "CACHE_MAX_AGE", int, "Seconds browsers and proxies may reuse a page or API answer without asking (default: 0, revalidate every time with `ETag`; an import shows at once)."),
+    ("NEXUS_SEARCH_SLOTS", "SEARCH_SLOTS", int, "Searches one worker process runs at once; more are answered `503` with `Retry-After: 1` at once, so pages keep their threads (default: 2; 0: no limit)."),
 ]  # fmt: skip
 
 
@@ -48,6 +49,7 @@ def defaults() -> dict:
         "TRUSTED_PROXIES": 0,
         "CACHE_MAX_AGE": 0,
         "PAGE_CACHE_MB": 128.0,
+        "SEARCH_SLOTS": 2,
         "SQLALCHEMY_DATABASE_URI": None,
         # Request bodies are never needed (the site has no forms that change state).
         "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -60,6 +62,7 @@ NOT_NEGATIVE = {
     "TRUSTED_PROXIES": "NEXUS_TRUSTED_PROXIES",
     "CACHE_MAX_AGE": "NEXUS_CACHE_MAX_AGE",
     "PER_PAGE": "NEXUS_PER_PAGE",
+    "SEARCH_SLOTS": "NEXUS_SEARCH_SLOTS",
 }
 
 

@@ -10,6 +10,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from .. import queries
 from ..queries import TagFilter
 from ..search import engine
+from .admission import admitted
 from .api import entry_summary
 from .args import choice_arg, int_arg, tag_filter_args
 from .feeds import opensearch_suggestions
@@ -66,6 +67,7 @@ def read_search_args() -> SearchRequest:
     )
 
 
+@admitted
 def run(args: SearchRequest) -> engine.SearchOutcome:
     """Run a search with the worker's searcher; an unusable index is a 503."""
     pool = current_app.extensions["nexus.searchers"]
