@@ -7,7 +7,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, url_
 from .. import queries
 from ..content import KIND_ALIASES
 from ..related import related_entries
-from .args import int_arg
+from .args import page_arg
 
 bp = Blueprint("pages", __name__)
 
@@ -15,7 +15,7 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     """Newest entries first, with counts per kind and the most used tags."""
-    page = int_arg("page", 1)
+    page = page_arg()
     pagination = queries.entries_page(page, current_app.config["PER_PAGE"])
     if page > 1 and not pagination.items:
         abort(404)
@@ -54,7 +54,7 @@ def kind(kind):
         abort(404)
     if canonical != kind:
         return redirect(url_for(".kind", kind=canonical), 301)
-    page = int_arg("page", 1)
+    page = page_arg()
     pagination = queries.entries_page(page, current_app.config["PER_PAGE"], kind=kind)
     if page > 1 and not pagination.items:
         abort(404)

@@ -12,7 +12,7 @@ from ..queries import TagFilter
 from ..search import engine
 from .admission import admitted
 from .api import entry_summary
-from .args import choice_arg, int_arg, tag_filter_args
+from .args import choice_arg, int_arg, page_arg, tag_filter_args
 from .feeds import opensearch_suggestions
 
 bp = Blueprint("search", __name__)
@@ -59,7 +59,7 @@ def read_search_args() -> SearchRequest:
     """Parse and check the search parameters; bad ones raise a 400, unknown tags a 404."""
     return SearchRequest(
         q=request.args.get("q", ""),
-        page=int_arg("page", 1, maximum=10_000),
+        page=page_arg(),
         per_page=int_arg("per_page", DEFAULT_PER_PAGE, maximum=engine.MAX_PER_PAGE),
         sort=choice_arg("sort", engine.SORTS, "relevance"),
         tag_filter=tag_filter_args(),
@@ -99,6 +99,8 @@ def search_page():
     if not args.q.strip():
         return render_template("search/search.html", args=args, outcome=None, results=[], tags=queries.popular_tags(30))
     outcome = run(args)
+    if args.page > outcome.pages:
+        abort(404)  # past the last page, as every listing
     return render_template("search/search.html", args=args, outcome=outcome, results=_with_entries(outcome), tags=[])
 
 
