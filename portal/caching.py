@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import SecurityError
 from werkzeug.http import quote_etag
 from werkzeug.security import safe_join
-from werkzeug.wsgi import get_current_url
+from werkzeug.wsgi import get_current_url, get_host
 
 from . import config
 from .generation import REQUEST_KEY, GenerationWatch, read_last_import, request_generation
@@ -190,12 +191,24 @@ class CachedAnswers:
         return chunks
 
     def _storable(self, environ) -> bool:
-        """A GET or HEAD of a page or API answer: looked up, and stored once rendered."""
+        """A GET or HEAD of a page or API answer for an allowed host: looked up, and stored once rendered."""
         return (
             environ.get("REQUEST_METHOD") in ("GET", "HEAD")
             and not environ.get("PATH_INFO", "").startswith(self.skip)
             and len(environ.get("QUERY_STRING", "")) <= MAX_QUERY_STRING
+            and self._allowed_host(environ)
         )
+
+    def _allowed_host(self, environ) -> bool:
+        """Whether the host is one NEXUS_ALLOWED_HOSTS allows: others go to Flask, which refuses them."""
+        hosts = self.app.config["TRUSTED_HOSTS"]
+        if not hosts:
+            return True
+        try:
+            get_host(environ, hosts)
+        except SecurityError:
+            return False
+        return True
 
 
 def _live_index_generation(instance_path) -> str:

@@ -23,6 +23,9 @@ def test_readme_documents_every_setting():
         ({"NEXUS_PER_PAGE": "50"}, {"PER_PAGE": 50}),
         ({"NEXUS_DATABASE_URL": "postgresql+psycopg://x/y"}, {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://x/y"}),
         ({"NEXUS_INSTANCE_PATH": "/srv/nexus"}, {}),  # read separately, before the app exists
+        ({"NEXUS_ALLOWED_HOSTS": " a.org, .b.org ,,"}, {"TRUSTED_HOSTS": ["a.org", ".b.org"]}),  # blanks dropped
+        ({"NEXUS_ALLOWED_HOSTS": ""}, {"TRUSTED_HOSTS": []}),  # empty: any host, as unset
+        ({"NEXUS_SEARCH_SLOTS": "0"}, {"SEARCH_SLOTS": 0}),  # no limit
         ({"UNRELATED": "1"}, {}),
     ],
 )

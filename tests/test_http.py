@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 from werkzeug.http import http_date
+from werkzeug.test import EnvironBuilder
 
 from portal import caching, config, security
+from portal.generation import read_last_import
 from portal.importer import rebuild_index
 from portal.models import Entry, db
 
@@ -566,3 +568,57 @@ def test_an_import_on_this_node_is_seen_at_once_and_another_nodes_within_the_int
     assert client.get("/entries/technologies/celery").headers["ETag"] == changed.headers["ETag"]
     watch._next_read = 0  # the interval has passed
     assert client.get("/entries/technologies/celery").headers["ETag"] != changed.headers["ETag"]
+
+
+# --- allowed hosts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host", "status"),
+    [
+        ("wiki.example.org", "wiki.example.org", 200),  # the site's own name
+        ("wiki.example.org", "wiki.example.org:8443", 200),  # ports are ignored
+        ("wiki.example.org", "evil.example", 400),  # any other name
+        ("wiki.example.org", "wiki.example.org.evil.example", 400),  # a name that merely starts like it
+        ("wiki.example.org", "example.org", 400),  # nor is its parent domain
+        (".example.org", "wiki.example.org", 200),  # a leading dot allows subdomains...
+        (".example.org", "example.org", 200),  # ...and the domain itself
+        (".example.org", "badexample.org", 400),  # but not a name that ends in the same letters
+        ("wiki.example.org, 127.0.0.1", "127.0.0.1:8000", 200),  # a list: a health check by address
+        ("", "anything.example", 200),  # unset: every host, as before
+    ],
+)
+def test_allowed_hosts_answer_400_to_any_other_host(make_app, content_dir, allowed, host, status):
+    app = make_app(content_dir, TRUSTED_HOSTS=config.parse_list(allowed))
+    do_import(app, content_dir)
+    client = app.test_client()
+    for path in ["/", "/feed.atom", "/sitemap.xml", "/robots.txt", "/opensearch.xml", "/api/entries", "/healthz"]:
+        response = client.get(path, headers={"Host": host})
+        assert response.status_code == status, path
+        if status == 400:
+            text = response.get_data(as_text=True)
+            assert "not served under that host" in text and "evil" not in text, path
+
+
+def test_allowed_hosts_come_from_the_environment(monkeypatch, make_app, content_dir):
+    monkeypatch.setenv("NEXUS_ALLOWED_HOSTS", "wiki.example.org")
+    app = make_app(content_dir)
+    assert app.test_client().get("/", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_the_page_cache_never_answers_a_host_that_is_not_allowed(make_app, content_dir):
+    app = make_app(content_dir, PAGE_CACHE_MB=1, TRUSTED_HOSTS=["wiki.example.org"])
+    do_import(app, content_dir)
+    client = app.test_client()
+    good = client.get("/api/entries", headers={"Host": "wiki.example.org"})
+    assert good.status_code == 200 and "http://wiki.example.org/" in good.get_data(as_text=True)
+    # An answer stored for another host (say, before the setting was made) is never served for it.
+    cache = app.extensions["nexus.page_cache"]
+    environ = EnvironBuilder(path="/api/entries", headers={"Host": "evil.example"}).get_environ()
+    with app.app_context():
+        generation = app.extensions["nexus.generation"].current(read_last_import)
+    validators = caching.validators_for(app, environ, generation)
+    cache.put(validators.etag, "|".join(map(str, validators.state)), [("Content-Type", "text/plain")], b"forged")
+    assert cache.get(validators.etag) is not None
+    response = client.get("/api/entries", headers={"Host": "evil.example"})
+    assert response.status_code == 400 and b"forged" not in response.data
