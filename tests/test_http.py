@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -19,8 +20,9 @@ from portal import caching, config, security
 from portal.generation import read_last_import
 from portal.importer import rebuild_index
 from portal.models import Entry, db
+from portal.search import store
 
-from .conftest import PROJECT_ROOT, do_import, write_entry
+from .conftest import CELERY, PROJECT_ROOT, do_import, write_entry
 
 # One URL of each kind of answer the site gives.
 PAGES = ["/", "/entries/technologies/celery", "/kinds/technology", "/tags/celery", "/search?q=celery", "/tags"]
@@ -169,12 +171,14 @@ def test_a_new_search_index_changes_validators(client, imported_app, content_dir
         db.session.remove()
     response = client.get("/api/search?q=celery", headers={"If-None-Match": etag})
     assert response.status_code == 200 and response.get_json()["total"] == 4
-    # Rebuilding the same generation (`flask reindex`, another node) gives the same answers and validators.
+    # Rebuilding the same generation (`flask reindex`) is a new index: answers made without it,
+    # or with a broken one, must not be revalidated (see test_answers_without_a_usable_index...).
     etag = response.headers["ETag"]
     with imported_app.app_context():
         rebuild_index(imported_app.instance_path)
         db.session.remove()
-    assert client.get("/api/search?q=celery", headers={"If-None-Match": etag}).status_code == 304
+    response = client.get("/api/search?q=celery", headers={"If-None-Match": etag})
+    assert response.status_code == 200 and response.headers["ETag"] != etag
 
 
 def test_last_modified_is_the_last_import_or_release(client, imported_app):
@@ -523,6 +527,46 @@ def test_an_import_drops_the_answers_of_the_old_content(cached_app, content_dir)
     do_import(cached_app, content_dir)
     client.get("/")
     assert 0 < cache.size() < before
+
+
+def _rebuild_index(app):
+    with app.app_context():
+        rebuild_index(app.instance_path)
+        db.session.remove()
+
+
+def _suggested(client) -> list[str]:
+    return [s["slug"] for s in client.get("/api/suggest?q=cel").get_json()["suggestions"]]
+
+
+def test_answers_without_a_usable_index_are_never_kept(cached_app):
+    client, cache = cached_app.test_client(), cached_app.extensions["nexus.page_cache"]
+    live = store.live_index_dir(cached_app.instance_path)
+    shutil.rmtree(live)  # the index went missing: its link points nowhere
+    suggest = client.get("/api/suggest?q=cel")
+    assert suggest.status_code == 200 and suggest.get_json()["suggestions"] == []
+    assert suggest.headers["Cache-Control"] == "no-store" and "ETag" not in suggest.headers
+    assert client.get(f"/entries/{CELERY}").status_code == 200  # no related entries by content: not kept either
+    assert cache.stores == 0
+    _rebuild_index(cached_app)  # the same generation again
+    assert CELERY in _suggested(client)
+
+
+def test_an_index_rebuilt_for_the_same_generation_changes_the_cache_key(cached_app):
+    client, cache = cached_app.test_client(), cached_app.extensions["nexus.page_cache"]
+    broken = store.live_index_dir(cached_app.instance_path)
+    for toc in broken.glob("*.toc"):
+        toc.write_bytes(b"not an index")  # there, but it will not open
+    suggest = client.get("/api/suggest?q=cel")
+    assert suggest.get_json()["suggestions"] == [] and suggest.headers["Cache-Control"] == "no-store"
+    first = client.get(f"/entries/{CELERY}")
+    assert first.status_code == 200 and cache.stores == 1
+    _rebuild_index(cached_app)
+    rebuilt = store.live_index_dir(cached_app.instance_path)
+    assert rebuilt != broken and rebuilt.name.split(".")[1] == broken.name.split(".")[1]
+    again = client.get(f"/entries/{CELERY}", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200 and again.headers["ETag"] != first.headers["ETag"]
+    assert CELERY in _suggested(client)
 
 
 def test_a_corrupt_cache_file_is_replaced_and_never_fails_a_request(cached_app, caplog):

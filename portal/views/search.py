@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, after_this_request, current_app, jsonify, render_template, request, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
 from .. import queries
+from ..caching import not_kept
 from ..queries import TagFilter
 from ..search import engine
 from .admission import admitted
@@ -210,6 +211,7 @@ def api_suggest():
         slugs = engine.suggest_titles(current_app.extensions["nexus.searchers"], q)
     except engine.IndexUnavailable:
         slugs = []
+        after_this_request(not_kept)  # an empty list for want of an index: never kept
     entries = queries.entries_by_slugs(slugs)
     if request.args.get("format") == "opensearch":
         return opensearch_suggestions(q, entries)
