@@ -10,6 +10,8 @@ def _env(name, default):
 
 bind = _env("BIND", "127.0.0.1:8000")
 workers = int(_env("WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 9)))
+# Threads that only ever get complete request heads, and threads of their own for searches
+# (portal/serving.py): idle or slow clients and bursts of searches cannot take every thread.
 worker_class = _env("WORKER_CLASS", "portal.serving.HeadFirstWorker")
 threads = int(_env("THREADS", 4))
 timeout = int(_env("TIMEOUT", 30))
@@ -52,4 +54,3 @@ def on_starting(server):
         db.session.remove()
         db.engine.dispose()  # no connection may cross the fork
     server.log.info("Nexus start-up: %s", outcome)
-
