@@ -10,7 +10,10 @@ def _env(name, default):
 
 bind = _env("BIND", "127.0.0.1:8000")
 workers = int(_env("WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 9)))
-threads = int(_env("THREADS", 1))
+# Threads that only ever get complete request heads, and threads of their own for searches
+# (portal/serving.py): idle or slow clients and bursts of searches cannot take every thread.
+worker_class = _env("WORKER_CLASS", "portal.serving.HeadFirstWorker")
+threads = int(_env("THREADS", 4))
 timeout = int(_env("TIMEOUT", 30))
 graceful_timeout = int(_env("GRACEFUL_TIMEOUT", 20))
 keepalive = int(_env("KEEPALIVE", 5))

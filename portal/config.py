@@ -39,6 +39,8 @@ SETTINGS = [
     ("NEXUS_TRUSTED_PROXIES", "TRUSTED_PROXIES", int, "How many proxies in front of Nexus set `X-Forwarded-For/-Proto/-Host/-Port/-Prefix`; 0 (default) trusts none of these headers."),
     ("NEXUS_PAGE_CACHE_MB", "PAGE_CACHE_MB", float, "Megabytes of rendered pages and API answers the workers of a node share in `<instance>/page-cache.sqlite3` (default: 128; 0 turns it off)."),
     ("NEXUS_CACHE_MAX_AGE", "CACHE_MAX_AGE", int, "Seconds browsers and proxies may reuse a page or API answer without asking (default: 0, revalidate every time with `ETag`; an import shows at once)."),
+    ("NEXUS_ALLOWED_HOSTS", "TRUSTED_HOSTS", "list", "Host names the site answers to, comma-separated (`wiki.example.org,.example.org`: a leading dot allows every subdomain; ports are ignored); any other `Host` gets `400`. Links in feeds, the sitemap and API answers use the request's host, so set it in production (default: any host)."),
+    ("NEXUS_SEARCH_SLOTS", "SEARCH_SLOTS", int, "Searches one worker process runs at once; more are answered `503` with `Retry-After: 1` at once, so pages keep their threads (default: 2; 0: no limit)."),
 ]  # fmt: skip
 
 
@@ -50,6 +52,14 @@ def parse_bool(value: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ValueError(f"not a true/false value: {value!r}")
+
+
+def parse_list(value: str) -> list[str]:
+    """A comma-separated list, blanks dropped: `a.org, .b.org` is `["a.org", ".b.org"]`."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+PARSERS = {"bool": parse_bool, "list": parse_list}
 
 
 def defaults() -> dict:
@@ -66,6 +76,7 @@ def defaults() -> dict:
         "TRUSTED_PROXIES": 0,
         "CACHE_MAX_AGE": 0,
         "PAGE_CACHE_MB": 128.0,
+        "SEARCH_SLOTS": 2,
         "SQLALCHEMY_DATABASE_URI": None,
         # Request bodies are never needed (the site has no forms that change state).
         "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -79,6 +90,7 @@ NOT_NEGATIVE = {
     "CACHE_MAX_AGE": "NEXUS_CACHE_MAX_AGE",
     "PER_PAGE": "NEXUS_PER_PAGE",
     "MAX_ATTACHMENT_MB": "NEXUS_MAX_ATTACHMENT_MB",
+    "SEARCH_SLOTS": "NEXUS_SEARCH_SLOTS",
 }
 
 
@@ -109,7 +121,7 @@ def from_environment(environ=os.environ) -> dict:
             continue
         raw = environ[variable]
         try:
-            overrides[key] = parse_bool(raw) if parser == "bool" else parser(raw)
+            overrides[key] = PARSERS.get(parser, parser)(raw)
         except ValueError as error:
             raise RuntimeError(f"{variable}: {error}") from None
     return overrides

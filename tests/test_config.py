@@ -25,6 +25,9 @@ def test_readme_documents_every_setting():
         ({"NEXUS_MAX_ATTACHMENT_MB": "2.5"}, {"MAX_ATTACHMENT_MB": 2.5}),  # megabytes need not be whole
         ({"NEXUS_DATABASE_URL": "postgresql+psycopg://x/y"}, {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://x/y"}),
         ({"NEXUS_INSTANCE_PATH": "/srv/nexus"}, {}),  # read separately, before the app exists
+        ({"NEXUS_ALLOWED_HOSTS": " a.org, .b.org ,,"}, {"TRUSTED_HOSTS": ["a.org", ".b.org"]}),  # blanks dropped
+        ({"NEXUS_ALLOWED_HOSTS": ""}, {"TRUSTED_HOSTS": []}),  # empty: any host, as unset
+        ({"NEXUS_SEARCH_SLOTS": "0"}, {"SEARCH_SLOTS": 0}),  # no limit
         ({"UNRELATED": "1"}, {}),
     ],
 )

@@ -131,8 +131,8 @@ def run_search(
 ) -> SearchOutcome:
     """Search, relax or correct when that finds more, count facets over all matches, and highlight the page."""
     text, notice = clean_query(raw_query)
-    searcher, doc_tags, generation = pool.get()
-    cache = pool.cache_for(generation)
+    searcher, doc_tags, _generation = pool.get()
+    cache = pool.cache()
     evaluator = Evaluator(searcher, _results(cache), Deadline(TIME_BUDGET_SECONDS))
     filt = build_filter(tags_all, tags_any, tags_not, kind)
     scope = evaluator.docs(filt) if filt is not None else None
@@ -443,9 +443,11 @@ def suggest_titles(pool: SearcherPool, raw: str, limit: int = 8) -> list[str]:
 
 def more_like(pool: SearcherPool, slug: str, text: str, limit: int = 5) -> list[str]:
     """Slugs of entries whose bodies resemble this one's (Whoosh's more-like-this), cached per index."""
-    searcher, _, generation = pool.get()
-    cache = pool.cache_for(generation)
-    key = ("more_like", slug, limit)
+    searcher, _, _generation = pool.get()
+    cache = pool.cache().setdefault("more_like", {})
+    if len(cache) > 4096:
+        cache.clear()
+    key = (slug, limit)
     if key not in cache:
         docnum = searcher.document_number(slug=slug)
         if docnum is None or not text.strip():

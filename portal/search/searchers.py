@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
+from pathlib import Path
 
 from whoosh import scoring
 
@@ -25,14 +27,25 @@ class SearcherPool:
         self.opened = 0  # how many times this process opened an index (for tests and benchmarks)
         self._open: list = []  # (searcher, index) of every thread, so that close() reaches them all
         self._open_lock = threading.Lock()
-        self._cache: dict = {}
-        self._cache_generation = None
+        self._caches: OrderedDict[Path, dict] = OrderedDict()
+        self._cache_lock = threading.Lock()
 
-    def cache_for(self, generation) -> dict:
-        """A small per-process cache that is emptied whenever the index generation changes."""
-        if generation != self._cache_generation or len(self._cache) > 4096:
-            self._cache, self._cache_generation = {}, generation
-        return self._cache
+    def cache(self) -> dict:
+        """A per-process cache for the index this thread's searcher reads, shared by the worker's threads.
+
+        Keyed by the index directory, not its generation: what is kept (scored document numbers,
+        hub pages, the spelling vocabulary) belongs to one index, and an index can be replaced under
+        the same generation (merged segments renumber documents). The two most recent are kept, as
+        a thread may still read the previous index for a moment.
+        """
+        directory = self._local.directory
+        with self._cache_lock:
+            found = self._caches.get(directory)
+            if found is None:
+                found = self._caches[directory] = {}
+                while len(self._caches) > 2:
+                    self._caches.popitem(last=False)
+            return found
 
     def get(self):
         """The current searcher, reopening it if the live index was swapped."""

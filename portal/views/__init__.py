@@ -9,7 +9,9 @@ from ..queries import KIND_LABELS
 
 def register(app: Flask) -> None:
     """Attach every blueprint, error handler and template helper."""
-    from . import api, attachments, errors, feeds, health, live, pages, search, tags
+    from . import admission, api, attachments, errors, feeds, health, live, pages, search, tags
+
+    app.extensions["nexus.search_slots"] = admission.SearchSlots(app.config["SEARCH_SLOTS"])
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(tags.bp)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 
 def _wants_json() -> bool:
@@ -24,6 +24,11 @@ def _handle_http(error: HTTPException):
     return render_template(template, error=error), error.code, headers
 
 
+def _handle_untrusted_host(error: SecurityError):
+    """A `Host` not in NEXUS_ALLOWED_HOSTS: a plain 400, since no URL can be built for that host (nor should be)."""
+    return Response("400 Bad Request: this site is not served under that host name.\n", 400, mimetype="text/plain")
+
+
 def _handle_unexpected(error: Exception):
     """An unexpected exception: logged with its traceback, shown as a plain 500."""
     from flask import current_app
@@ -35,4 +40,5 @@ def _handle_unexpected(error: Exception):
 def register(app: Flask) -> None:
     """Install the handlers."""
     app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(SecurityError, _handle_untrusted_host)
     app.register_error_handler(Exception, _handle_unexpected)

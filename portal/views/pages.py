@@ -12,7 +12,7 @@ from .. import queries
 from ..content import KIND_ALIASES
 from ..outline import Outline
 from ..related import related_entries
-from .args import int_arg
+from .args import page_arg
 
 bp = Blueprint("pages", __name__)
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def site_outline() -> Outline:
 @bp.get("/")
 def index():
     """Newest entries first; counts per kind where entries have kinds, else the main topics; the most used tags."""
-    page = int_arg("page", 1)
+    page = page_arg()
     pagination = queries.entries_page(page, current_app.config["PER_PAGE"])
     if page > 1 and not pagination.items:
         abort(404)
@@ -80,7 +80,7 @@ def kind(kind):
         abort(404)
     if canonical != kind:
         return redirect(url_for(".kind", kind=canonical), 301)
-    page = int_arg("page", 1)
+    page = page_arg()
     pagination = queries.entries_page(page, current_app.config["PER_PAGE"], kind=kind)
     if page > 1 and not pagination.items:
         abort(404)

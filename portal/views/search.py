@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, after_this_request, current_app, jsonify, render_template, request, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
 from .. import queries
+from ..caching import not_kept
 from ..queries import TagFilter
 from ..search import engine
+from .admission import admitted
 from .api import entry_summary
-from .args import choice_arg, int_arg, tag_filter_args
+from .args import choice_arg, int_arg, page_arg, tag_filter_args
 from .feeds import opensearch_suggestions
 
 bp = Blueprint("search", __name__)
@@ -60,7 +62,7 @@ def read_search_args() -> SearchRequest:
     """Parse and check the search parameters; bad ones raise a 400, unknown tags a 404."""
     return SearchRequest(
         q=request.args.get("q", ""),
-        page=int_arg("page", 1, maximum=10_000),
+        page=page_arg(),
         per_page=int_arg("per_page", DEFAULT_PER_PAGE, maximum=engine.MAX_PER_PAGE),
         sort=choice_arg("sort", engine.SORTS, "relevance"),
         tag_filter=tag_filter_args(),
@@ -86,6 +88,7 @@ class Listing:
         return [(self.entries[hit.slug], hit) for hit in outcome.hits if hit.slug in self.entries]
 
 
+@admitted
 def run(args: SearchRequest, listing: Listing) -> engine.SearchOutcome:
     """Run a search with the worker's searcher; an unusable index is a 503."""
     pool = current_app.extensions["nexus.searchers"]
@@ -120,6 +123,8 @@ def search_page():
         )
     listing = Listing()
     outcome = run(args, listing)
+    if args.page > outcome.pages:
+        abort(404)  # past the last page, as every listing
     active = args.tag_filter.tags()
     facets = [(tag, count) for tag, count in outcome.facets.items() if tag not in active][:FACETS_SHOWN]
     return render_template(
@@ -228,6 +233,7 @@ def api_suggest():
         slugs = engine.suggest_titles(current_app.extensions["nexus.searchers"], q)
     except engine.IndexUnavailable:
         slugs = []
+        after_this_request(not_kept)  # an empty list for want of an index: never kept
     entries = queries.entries_by_slugs(slugs)
     if request.args.get("format") == "opensearch":
         return opensearch_suggestions(q, entries)
