@@ -666,3 +666,15 @@ def test_the_page_cache_never_answers_a_host_that_is_not_allowed(make_app, conte
     assert cache.get(validators.etag) is not None
     response = client.get("/api/entries", headers={"Host": "evil.example"})
     assert response.status_code == 400 and b"forged" not in response.data
+
+
+def test_remembered_links_follow_the_path_prefix_each_request_has(make_app, content_dir):
+    # Templates' links are built once per process; a proxy's prefix (or none) is part of what they are kept by.
+    app = make_app(content_dir, TRUSTED_PROXIES=1)
+    do_import(app, content_dir)
+    client = app.test_client()
+    plain = client.get("/tags").get_data(as_text=True)
+    prefixed = client.get("/tags", headers={"X-Forwarded-Prefix": "/wiki"}).get_data(as_text=True)
+    again = client.get("/tags").get_data(as_text=True)
+    assert 'href="/tags/celery"' in plain and 'href="/tags/celery"' in again
+    assert 'href="/wiki/tags/celery"' in prefixed and 'href="/tags/celery"' not in prefixed
