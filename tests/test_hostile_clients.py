@@ -27,7 +27,9 @@ def one_slot_client(make_app, content_dir):
     """A client of an app that runs one search at a time, and that app's search slots."""
     app = make_app(content_dir, SEARCH_SLOTS=1)
     do_import(app, content_dir)
-    return app.test_client(), app.extensions["nexus.search_slots"]
+    slots = app.extensions["nexus.search_slots"]
+    slots.wait = 0.05  # no slot frees up in these tests: turn the search away quickly
+    return app.test_client(), slots
 
 
 @pytest.mark.parametrize("path", ["/search?q=celery", "/api/search?q=celery"])
@@ -46,6 +48,26 @@ def test_pages_answer_while_every_search_slot_is_taken(one_slot_client):
     with slots.taken():
         for path in ["/", f"/entries/{CELERY}", "/tags/celery", "/healthz", "/api/suggest?q=cel", "/search"]:
             assert client.get(path).status_code == 200, path
+
+
+def test_a_search_waits_for_a_slot_that_frees_up(one_slot_client):
+    # Ordinary contention (another search finishing) is waited out, not answered 503.
+    client, slots = one_slot_client
+    slots.wait = 5.0
+    taken, release = threading.Event(), threading.Event()
+
+    def busy():
+        with slots.taken():
+            taken.set()
+            release.wait(5)
+
+    other = threading.Thread(target=busy)
+    other.start()
+    taken.wait(5)
+    threading.Timer(0.2, release.set).start()
+    assert client.get("/search?q=celery").status_code == 200
+    other.join()
+    assert slots.refused == 0
 
 
 def test_no_limit_on_searches_with_zero_slots():

@@ -1,9 +1,11 @@
 """Who may start a search now: a per-process limit on searches at once, and no search for a client that has left.
 
-A worker process has a few threads. Searches are the only answers that can cost seconds of
-CPU, so each process runs at most `SEARCH_SLOTS` of them at once and answers any more at once
-with 503 and `Retry-After`: its other threads stay free for entry pages, `/healthz` and the
-rest, and a burst of searches is turned away cheaply instead of queueing for minutes.
+A worker process has a few threads. Searches are the only answers that can cost a second of
+CPU, so each process runs at most `SEARCH_SLOTS` of them at once. A search that finds every slot
+taken waits for one for up to WAIT_SECONDS (searches take milliseconds; ordinary traffic never
+notices), then is answered 503 with `Retry-After`: the process's other threads stay free for entry
+pages, `/healthz` and the rest, and a burst of searches is turned away cheaply instead of
+queueing for minutes.
 
 A request can wait in gunicorn's queue while its client gives up. Before a search starts, a
 non-blocking peek at the client's socket (`environ["gunicorn.socket"]`) tells whether the client
@@ -25,6 +27,8 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 #: Seconds a turned-away search should wait before asking again.
 RETRY_AFTER = 1
+#: Seconds a search waits for a free slot before it is turned away.
+WAIT_SECONDS = 1.0
 
 
 class SearchesBusy(ServiceUnavailable):
@@ -46,17 +50,18 @@ class ClientGone(HTTPException):
 class SearchSlots:
     """At most `slots` searches at once in this process (0: no limit)."""
 
-    def __init__(self, slots: int):
+    def __init__(self, slots: int, wait: float = WAIT_SECONDS):
         self._semaphore = threading.BoundedSemaphore(slots) if slots else None
+        self.wait = wait
         self.refused = 0  # this process's count, for tests and benchmarks
 
     @contextlib.contextmanager
     def taken(self):
-        """Hold a slot while the block runs; raise `SearchesBusy` at once when none is free."""
+        """Hold a slot while the block runs; raise `SearchesBusy` when none frees up within `wait` seconds."""
         if self._semaphore is None:
             yield
             return
-        if not self._semaphore.acquire(blocking=False):
+        if not self._semaphore.acquire(timeout=self.wait):
             self.refused += 1
             raise SearchesBusy()
         try:
