@@ -153,19 +153,41 @@ def listed_by_slugs(slugs: list[str]) -> dict[str, Listed]:
     return found
 
 
+TAGS_OF = (
+    "SELECT entry_tags.entry_id, tags.slug, tags.name FROM entry_tags JOIN tags ON tags.id = entry_tags.tag_id "
+    "WHERE entry_tags.entry_id IN ({marks}) ORDER BY tags.slug"
+)
+
+
 def _read_listed(slugs: list[str]) -> dict[str, Listed]:
-    """Two plain queries: the entries' columns, then their tags."""
-    rows = db.session.execute(select(*LISTED_COLUMNS).where(Entry.slug.in_(slugs))).all()
+    """Two queries sent as written (SQLAlchemy's compiling and typing cost five times the queries): entries, then tags."""
+    connection = db.session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(column.key for column in LISTED_COLUMNS)
+    # Only column names and parameter marks are written into the text; the values are parameters.
+    rows = connection.exec_driver_sql(
+        f"SELECT {columns} FROM entries WHERE slug IN ({', '.join([mark] * len(slugs))})",  # noqa: S608  # nosec B608
+        tuple(slugs),
+    ).all()
+    if not rows:
+        return {}
     tags: dict[int, list[TagRef]] = {row.id: [] for row in rows}
-    tag_rows = db.session.execute(
-        select(entry_tags.c.entry_id, Tag.slug, Tag.name)
-        .join(Tag, Tag.id == entry_tags.c.tag_id)
-        .where(entry_tags.c.entry_id.in_(list(tags)))
-        .order_by(Tag.slug)
-    )
+    marks = ", ".join([mark] * len(tags))
+    tag_rows = connection.exec_driver_sql(TAGS_OF.format(marks=marks), tuple(tags))  # noqa: S608  # nosec B608
     for entry_id, slug, name in tag_rows:
         tags[entry_id].append(TagRef(slug, name))
-    return {row.slug: Listed(**row._asdict(), tags=tuple(tags[row.id])) for row in rows}
+    return {row.slug: _listed(row, tags[row.id]) for row in rows}
+
+
+def _listed(row, tags: list[TagRef]) -> Listed:
+    """An entry from a row as the driver gave it (SQLite gives dates as ISO text)."""
+    values = row._asdict()
+    for name in ("date", "updated", "sort_date"):
+        if isinstance(values[name], str):
+            values[name] = dt.date.fromisoformat(values[name][:10])
+    if isinstance(values["created_at"], str):
+        values["created_at"] = dt.datetime.fromisoformat(values["created_at"])
+    return Listed(**values, tags=tuple(tags))
 
 
 def texts_by_slugs(slugs: list[str]) -> dict[str, str]:
