@@ -14,7 +14,7 @@ import time
 from flask import Flask
 
 from .generation import current_generation
-from .importer import rebuild_index
+from .indexing import sync_index
 from .locking import ImportBusy, import_lock
 from .models import db
 from .search import store
@@ -65,7 +65,7 @@ class IndexSync:
                 with import_lock(self.app.instance_path, wait=False):
                     if self.is_stale():
                         log.info("database generation changed: rebuilding this node's search index")
-                        rebuild_index(self.app.instance_path)
+                        sync_index(self.app.instance_path)
             except ImportBusy:
                 log.debug("index sync skipped: an import or rebuild is running on this node")
             except Exception:
