@@ -11,6 +11,9 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import json
+import os
+import re
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -410,3 +413,24 @@ def test_two_importers_started_at_once_on_two_nodes_run_one_after_the_other(tmp_
             ).all()
         engine.dispose()
         assert len(runs) == 2 and runs[0].finished_at <= runs[1].started_at  # never at the same time
+
+
+@needs_postgres
+@pytest.mark.slow
+def test_when_the_listening_worker_dies_another_takes_over(tmp_path, content_dir):
+    with postgres_schema() as url:
+        env = nexus_env(tmp_path / "node", content_dir, NEXUS_DATABASE_URL=url, NEXUS_INDEX_CHECK_SECONDS="0")
+        assert flask_cli(env, "import").returncode == 0
+        log = tmp_path / "gunicorn.log"
+        with gunicorn(env, workers=2, log_path=log):
+            wait_for_log(log, "listens for new generations")
+            [elected] = re.findall(r"process (\d+) listens", log.read_text())
+            os.kill(int(elected), signal.SIGKILL)  # the kernel frees its lock; a waiting worker takes it
+            deadline = time.monotonic() + 30
+            while len(re.findall(r"process (\d+) listens", log.read_text())) < 2:
+                assert time.monotonic() < deadline, "no other worker took over the listener"
+                time.sleep(0.05)
+            write_entry(content_dir, "new/zeppelin.md", "# Zeppelins\n\nRigid airships.\n")
+            other = nexus_env(tmp_path / "importer", content_dir, NEXUS_DATABASE_URL=url)
+            assert flask_cli(other, "import").returncode == 0
+            assert wait_for_generation([tmp_path / "node"], 2, seconds=10)
