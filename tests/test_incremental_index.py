@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from portal import indexing
 from portal.models import ImportRun, IndexChange, db
-from portal.search import store
+from portal.search import searchers, store
 from portal.search.analysis import make_schema
+from portal.search.engine import count_tags
 
 from .conftest import do_import, write_entry
 
@@ -444,3 +445,23 @@ def test_a_slug_changing_hands_leaves_one_document(make_app, tmp_path, setup):
     live = index_contents(store.live_index_dir(app.instance_path))
     assert live == full_rebuild_contents(app, tmp_path)
     assert len(live["documents"]) == len(list(content.glob("*.md")))
+
+
+def test_a_reopen_after_an_update_reads_the_new_segment_only(make_app, tmp_path, monkeypatch):
+    content = tmp_path / "content"
+    for i in range(30):
+        write_entry(content, f"n/{i}.md", f"---\ntags: [t{i % 4}, common]\n---\n# Note {i}\n\nlantern\n")
+    app = make_app(content)
+    do_import(app, content)
+    pool = app.extensions["nexus.searchers"]
+    pool.get()
+    read = []
+    original = searchers._segment_tags
+    monkeypatch.setattr(searchers, "_segment_tags", lambda leaf: read.append(leaf.doc_count_all()) or original(leaf))
+    write_entry(content, "n/3.md", "---\ntags: [fresh]\n---\n# Note 3\n\nlantern\n")
+    do_import(app, content)
+    searcher, doc_tags, generation = pool.get()
+    assert generation == 2 and read == [1]  # the new segment, with its one document
+    # Facet counts over both segments: the edited entry's old tags are gone, its new one is there.
+    matched = list(searcher.reader().all_doc_ids())
+    assert count_tags(doc_tags, matched) == {"common": 29, "t0": 8, "t1": 8, "t2": 7, "t3": 6, "fresh": 1}
