@@ -118,6 +118,7 @@ def _update(instance_path, generation: int, slugs: set[str]) -> int:
         entries = db.session.scalars(select(Entry).where(Entry.slug.in_(chunk)).order_by(Entry.id))
         documents.extend(analysis.document_for(entry) for entry in entries)
     store.update_index(instance_path, generation, ordered, documents)
+    store.merge_segments(instance_path)  # after the swap: the update is searchable meanwhile
     return len(documents)
 
 

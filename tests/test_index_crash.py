@@ -23,7 +23,7 @@ DOCUMENTS = 200
 PER_UPDATE = 5
 
 #: The child: updates the index over and over, each generation replacing 5 documents whose body
-#: names that generation, and prints each generation once it is live.
+#: names that generation, prints each generation once it is live, then merges small segments.
 CHILD = """
 import sys
 from pathlib import Path
@@ -37,6 +37,7 @@ while True:
     slugs = changed_slugs(generation)
     store.update_index(instance, generation, slugs, [document(slug, generation) for slug in slugs])
     print(generation, flush=True)
+    store.merge_segments(instance)  # now and then: small segments merged, under the same generation
 """
 
 

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import whoosh
 from whoosh import index
 from whoosh.filedb.filestore import FileStorage
+from whoosh.writing import MERGE_SMALL
 
 from ..generation import GENERATION_FILE, read_generation, write_generation
 from . import analysis
@@ -89,8 +90,8 @@ def update_index(instance_path, generation: int, slugs, documents) -> Path:
     2.7.5 never writes an existing file of an index (a commit writes a new segment under a new
     random name and a new numbered TOC, which lists the deleted documents of older segments; it
     then deletes the files no TOC uses, here only links), so the live index stays as it was and
-    a crash at any moment leaves it served. Whoosh's usual merge policy folds small segments
-    together now and then.
+    a crash at any moment leaves it served. Small segments are merged afterwards
+    (`merge_segments`), so that merging never delays the update.
 
     A full build records each spelling word once per block of documents (`thin_spelling`); an
     update indexes its documents' spelling words whole. The two indexes then hold the same
@@ -125,12 +126,62 @@ def _write_changes(directory: Path, slugs: list[str], documents: list[dict]) -> 
             writer.delete_by_term("slug", slug)
         for document in documents:
             writer.add_document(**document)
-        writer.commit()
+        writer.commit(merge=False)
     except BaseException:
         writer.cancel()
         raise
     finally:
         ix.close()
+
+
+def merge_segments(instance_path) -> Path | None:
+    """Fold small segments together in a copy of the live index and swap it in under the same generation.
+
+    Whoosh's usual policy (MERGE_SMALL: once several small segments hold few documents, they
+    become one). A merge re-reads every posting of the merged segments (a second or more at
+    10,000 entries), so it runs after an update is live rather than inside it. None when the
+    policy merges nothing (the copy is thrown away).
+    """
+    instance = Path(instance_path)
+    live = live_index_dir(instance)
+    if live is None:
+        return None
+    generation = index_generation(live)
+    name = f"index.{generation}.{uuid.uuid4().hex[:8]}"
+    building = instance / (name + ".building")
+    building.mkdir()
+    try:
+        _link_files(live, building)
+        merged = _merge_small(building)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    if not merged:
+        shutil.rmtree(building, ignore_errors=True)
+        return None
+    return _publish(instance, name, generation)
+
+
+def _merge_small(directory: Path) -> bool:
+    """Commit Whoosh's MERGE_SMALL policy on `directory`; whether it merged anything."""
+    merged = False
+
+    def policy(writer, segments):
+        nonlocal merged
+        kept = MERGE_SMALL(writer, segments)
+        merged = len(kept) < len(segments)
+        return kept
+
+    ix = FileStorage(str(directory), supports_mmap=False).open_index()
+    writer = ix.writer(limitmb=64)
+    try:
+        writer.commit(mergetype=policy)
+    except BaseException:
+        writer.cancel()
+        raise
+    finally:
+        ix.close()
+    return merged
 
 
 def _link_files(source: Path, target: Path) -> None:
