@@ -283,7 +283,7 @@ def warn_about_tag_typos(changed: dict[str, ParsedEntry], tags: TagResolver, rep
 
 
 def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True) -> str:
-    """At start-up: import into an empty database, or rebuild a missing or broken index."""
+    """At start-up: import into an empty database, or bring a missing, broken or stale index up to date."""
     with import_lock(instance_path, engine=db.engine):
         empty = db.session.scalar(select(func.count()).select_from(Entry)) == 0 and current_generation() == 0
         if empty and Path(content_dir).is_dir():

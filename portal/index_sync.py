@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
 from .generation import announce_generation, current_generation, read_generation
 from .indexing import sync_index
@@ -106,6 +107,8 @@ class IndexSync:
                         sync_index(self.app.instance_path)
             except ImportBusy:
                 log.debug("index sync skipped: an import or index update is running on this node")
+            except OperationalError as error:
+                log.warning("index sync: the database does not answer (%s)", _first_line(error.orig or error))
             except Exception:
                 log.exception("updating the search index from the database failed")
             finally:
@@ -208,6 +211,8 @@ class GenerationListener:
                     with import_lock(instance):  # this node's lock: waits for an import or rebuild here
                         sync_index(instance)
                         self.syncs += 1
+            except OperationalError as error:  # the connection will tell, and be reopened
+                log.warning("index listener: the database does not answer (%s)", _first_line(error.orig or error))
             except Exception:
                 log.exception("index listener: updating the search index failed")
             finally:
@@ -225,7 +230,8 @@ class GenerationListener:
         return psycopg.connect(*args, **kwargs, autocommit=True, application_name=APPLICATION_NAME)
 
 
-def _first_line(error: Exception) -> str:
+def _first_line(error: BaseException) -> str:
+    """The first line of an error's message: drivers add hints on the lines after."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
