@@ -41,6 +41,7 @@ class SyncOutcome:
     documents: int = 0  # documents written
     reason: str = ""  # why a full rebuild
     seconds: float = 0.0
+    processes: int = 1  # writer processes of a full rebuild
 
 
 def sync_index(instance_path) -> SyncOutcome:
@@ -51,19 +52,21 @@ def sync_index(instance_path) -> SyncOutcome:
         state = store.live_index_state(instance_path)
         slugs, reason = _changed_since(state, generation)
         if slugs is None:
-            outcome = SyncOutcome("full", generation, _build(instance_path, generation), reason)
+            documents, procs = _build(instance_path, generation)
+            outcome = SyncOutcome("full", generation, documents, reason, processes=procs)
         elif state.generation == generation and not slugs:
             return SyncOutcome("current", generation)
         else:
             outcome = SyncOutcome("incremental", generation, _update(instance_path, generation, slugs))
     outcome.seconds = time.monotonic() - started
     log.info(
-        "search index at generation %s: %s (%d documents written%s) in %.2fs",
+        "search index at generation %s: %s, %d documents in %.2fs (%d processes)%s",
         generation,
         "updated" if outcome.mode == "incremental" else "rebuilt",
         outcome.documents,
-        f"; {reason}" if reason else "",
         outcome.seconds,
+        outcome.processes,
+        f"; {reason}" if reason else "",
     )
     return outcome
 
@@ -73,9 +76,13 @@ def rebuild_index(instance_path, generation: int | None = None) -> None:
     started = time.monotonic()
     with _snapshot():
         generation = current_generation() if generation is None else generation
-        count = _build(instance_path, generation)
+        count, procs = _build(instance_path, generation)
     log.info(
-        "search index rebuilt for generation %s: %d documents in %.2fs", generation, count, time.monotonic() - started
+        "search index rebuilt for generation %s: %d documents in %.2fs (%d processes)",
+        generation,
+        count,
+        time.monotonic() - started,
+        procs,
     )
 
 
@@ -122,15 +129,15 @@ def _update(instance_path, generation: int, slugs: set[str]) -> int:
     return len(documents)
 
 
-def _build(instance_path, generation: int) -> int:
-    """Write a whole new index from every entry; the count written."""
+def _build(instance_path, generation: int) -> tuple[int, int]:
+    """Write a whole new index from every entry; (documents written, writer processes)."""
     count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
     entries = db.session.scalars(select(Entry).order_by(Entry.id).execution_options(yield_per=500))
     with processes.helpers_die_with_me():
         procs = processes.process_count(count, forks=True)
         documents = analysis.thin_spelling((analysis.document_for(e) for e in entries), count)
         store.build_index(instance_path, documents, generation, procs=procs)
-    return count
+    return count, procs
 
 
 @contextlib.contextmanager
