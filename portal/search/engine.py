@@ -136,7 +136,7 @@ def collect_results(searcher, q, filt, limit: int, sortedby, reverse: bool):
     return searcher.search(q, filter=filt, limit=None, sortedby=sortedby, reverse=reverse, terms=True)
 
 
-def count_tags(doc_tags: dict, docnums) -> Counter:
+def count_tags(doc_tags: list, docnums) -> Counter:
     """Tag counts over matched documents, from the worker's in-memory table (C-speed counting)."""
     # Every document, deleted or not, has a row in doc_tags (see SearcherPool._doc_tags).
     return Counter(chain.from_iterable(map(doc_tags.__getitem__, docnums)))
