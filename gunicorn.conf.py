@@ -54,3 +54,10 @@ def on_starting(server):
         db.session.remove()
         db.engine.dispose()  # no connection may cross the fork
     server.log.info("Nexus start-up: %s", outcome)
+
+
+def post_worker_init(worker):
+    """In each worker: stand for this node's index listener, which one worker holds (PostgreSQL; see portal/index_sync.py)."""
+    from portal.index_sync import start_listener
+
+    start_listener(worker.wsgi)

@@ -1,9 +1,9 @@
-"""Sync a content folder into the database, then rebuild the search index from it.
+"""Sync a content folder into the database, then bring the search index to it.
 
 The importer is the only writer. An import runs in named steps: scan the folder against the
 database, plan what changes (parse, slugs, links), render, write it all in one transaction,
-warn about likely mistakes; then the index is built aside and swapped in, so readers see old
-or new, never half.
+warn about likely mistakes; then the index is updated aside (only the changed entries, or
+rebuilt whole, see indexing.py) and swapped in, so readers see old or new, never half.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from .content import ContentError, ParsedEntry, content_hash, parse_bytes
 from .folder import INTRO_FILE, VOCABULARY_FILE
 from .generation import announce_generation, current_generation
 from .gitdates import FileDates
+from .indexing import rebuild_index, sync_index  # noqa: F401 - `flask reindex` takes rebuild_index from here
 from .links import link_resolver
 from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
 from .rendering import RENDERER_VERSION, render
 from .report import ImportReport
 from .scanning import Scan, Scanner, scan_folder, scan_paths
-from .search import analysis, store
+from .search import store
 from .vocabulary import TagResolver, load_vocabulary
 from .writer import Existing, existing_entries, write_changes
 
@@ -91,7 +92,7 @@ def _import_locked(root: Path, instance_path, options: _Options, progress=None) 
         announce_generation(instance_path, generation)
     with report.timed("index"):
         if report.changed or store.check_index(instance_path)[0] != generation:
-            rebuild_index(instance_path, generation)
+            sync_index(instance_path)
             report.indexed = True
     report.generation = generation
     report.seconds = time.monotonic() - started
@@ -315,28 +316,8 @@ def warn_about_tag_typos(changed: dict[str, ParsedEntry], tags: TagResolver, rep
                 )
 
 
-def rebuild_index(instance_path, generation: int | None = None) -> None:
-    """Build the search index from the database and swap it in."""
-    started = time.monotonic()
-    generation = current_generation() if generation is None else generation
-    count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
-    entries = db.session.scalars(select(Entry).order_by(Entry.id).execution_options(yield_per=500))
-    with processes.helpers_die_with_me():
-        procs = processes.process_count(count, forks=True)
-        documents = analysis.thin_spelling((analysis.document_for(e) for e in entries), count)
-        store.build_index(instance_path, documents, generation, procs=procs)
-    db.session.rollback()
-    log.info(
-        "search index rebuilt for generation %s: %d documents in %.2fs (%d processes)",
-        generation,
-        count,
-        time.monotonic() - started,
-        procs,
-    )
-
-
 def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True, **options) -> str:
-    """At start-up: import into an empty database, or rebuild a missing or broken index.
+    """At start-up: import into an empty database, or bring a missing, broken or stale index up to date.
 
     `options`: import_content's `git_dates` and `max_attachment_bytes`.
     """
@@ -345,14 +326,8 @@ def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True, **opti
         if empty and Path(content_dir).is_dir():
             report = _import_locked(Path(content_dir).resolve(), instance_path, _Options(folder_tags, **options))
             return f"imported {len(report.added)} entries ({len(report.errors)} errors)"
-        generation = current_generation()
-        index_generation, _documents = store.check_index(instance_path)
-        if index_generation != generation:
-            log.warning(
-                "search index missing, broken or stale (index %s, database %s): rebuilding from the database",
-                index_generation,
-                generation,
-            )
-            rebuild_index(instance_path, generation)
-            return "rebuilt the search index"
-    return "ready"
+        outcome = sync_index(instance_path)
+    if outcome.mode == "current":
+        return "ready"
+    log.warning("search index missing, broken or stale: %s", outcome.reason or "updated from the change log")
+    return f"{'rebuilt' if outcome.mode == 'full' else 'updated'} the search index"

@@ -1,4 +1,4 @@
-"""Database tables: entries, tags, links between entries, files linked from entries, import runs."""
+"""Database tables: entries, tags, links between entries, files linked from entries, import runs, the index change log."""
 
 from __future__ import annotations
 
@@ -13,7 +13,12 @@ class Base(DeclarativeBase):
     """Declarative base shared by every model."""
 
 
-db = SQLAlchemy(model_class=Base)
+# pool_pre_ping: after the database restarts, a pooled connection is found dead and replaced before
+# a request uses it, instead of failing that request.
+db = SQLAlchemy(model_class=Base, engine_options={"pool_pre_ping": True})
+
+#: The PostgreSQL channel on which an import's commit announces its generation (NOTIFY payload).
+GENERATION_CHANNEL = "nexus_generation"
 
 entry_tags = Table(
     "entry_tags",
@@ -121,6 +126,33 @@ class ImportRun(db.Model):
     deleted: Mapped[int] = mapped_column(default=0)
     errors: Mapped[int] = mapped_column(default=0)
     entries: Mapped[int] = mapped_column(default=0)
+
+
+class IndexChange(db.Model):
+    """Which entries one generation changed, so that every node can update its search index incrementally.
+
+    One row per generation, written in the import's own transaction (a generation without a row
+    is a gap: nodes that need it rebuild in full). `changed` holds the slugs added, updated or
+    rendered again, `deleted` the slugs that went away (a slug change is both: old deleted, new
+    changed). When an import changes more entries than an incremental update suits, both are
+    None: "rebuild". Only the last `KEEP` generations are kept.
+    """
+
+    __tablename__ = "index_changes"
+
+    KEEP = 100
+    #: An incremental update suits up to this many changed entries, or this share of the index.
+    MAX_SMALL = 100
+    MAX_SHARE = 0.2
+
+    generation: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    changed: Mapped[list | None] = mapped_column(JSON)
+    deleted: Mapped[list | None] = mapped_column(JSON)
+
+    @classmethod
+    def incremental_limit(cls, documents: int) -> int:
+        """How many changed slugs an index of `documents` documents takes incrementally (more: rebuild)."""
+        return max(cls.MAX_SMALL, int(documents * cls.MAX_SHARE))
 
 
 def configure_engine_events(engine) -> None:

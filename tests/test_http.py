@@ -162,7 +162,7 @@ def test_a_new_search_index_changes_validators(client, imported_app, content_dir
     from portal import importer
 
     with monkeypatch.context() as patch:
-        patch.setattr(importer, "rebuild_index", lambda *args, **kwargs: None)  # still building
+        patch.setattr(importer, "sync_index", lambda *args, **kwargs: None)  # still building
         write_entry(content_dir, "concepts/zeppelins.md", "# Zeppelins\n\nCelery on airships.\n")
         do_import(imported_app, content_dir)
     etag = client.get("/api/search?q=celery").headers["ETag"]
@@ -414,7 +414,7 @@ def test_healthz_allows_a_fresh_import_time_to_build_its_index(client, imported_
     from portal import importer
     from portal.views import health
 
-    monkeypatch.setattr(importer, "rebuild_index", lambda *args, **kwargs: None)  # as if still building
+    monkeypatch.setattr(importer, "sync_index", lambda *args, **kwargs: None)  # as if still building
     write_entry(content_dir, "concepts/new.md", "# New\n\nJust committed.\n")
     do_import(imported_app, content_dir)
     body = client.get("/healthz").get_json()

@@ -817,3 +817,13 @@ def test_a_plain_word_is_queried_as_the_parser_would(word):
     # Plain words skip Whoosh's parser (a millisecond or two each); the query must be the same.
     schema = make_schema()
     assert word_query(schema, word) == parse(schema, word)
+
+
+def test_an_empty_index_answers_searches_and_related_entries(make_app, tmp_path):
+    # A site imported from an empty folder has an index without segments: pages still answer.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = make_app(empty)
+    do_import(app, empty)
+    assert search(app, "anything").total == 0
+    assert app.test_client().get("/search?q=anything").status_code == 200

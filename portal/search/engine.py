@@ -396,9 +396,9 @@ def _docs_of_words(request: _Request, words: list[str]) -> frozenset[int] | None
     return found
 
 
-def count_tags(doc_tags: dict, docnums) -> Counter:
+def count_tags(doc_tags: list, docnums) -> Counter:
     """Tag counts over matched documents, from the worker's in-memory table (C-speed counting)."""
-    # Every matched document has an entry in doc_tags: the index is built whole, never edited.
+    # Every document, deleted or not, has a row in doc_tags (see SearcherPool._doc_tags).
     return Counter(chain.from_iterable(map(doc_tags.__getitem__, docnums)))
 
 

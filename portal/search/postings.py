@@ -201,6 +201,8 @@ class Evaluator:
         if found is not None:
             return found
         scores: Scores = {}
+        if (fieldname, btext) not in self.reader:  # no postings (an empty index has no statistics either)
+            return self.cache.put(key, scores)
         deleted = self._deleted()
         if field.scorable:
             idf = self.searcher.idf(fieldname, btext)

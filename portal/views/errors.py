@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError, ServiceUnavailable
 
 
 def _wants_json() -> bool:
@@ -37,8 +38,22 @@ def _handle_unexpected(error: Exception):
     return _handle_http(InternalServerError())
 
 
+def _handle_database_down(error: OperationalError | InterfaceError):
+    """The database does not answer (restarting, unreachable): a 503 page that says so, logged in one line."""
+    from flask import current_app
+
+    reason = (str(error.orig or error).strip().splitlines() or ["?"])[0]
+    current_app.logger.warning("database unavailable on %s: %s", request.path, reason)
+    body, status, headers = _handle_http(
+        ServiceUnavailable("The database is not answering. Please try again in a moment.")
+    )
+    return body, status, [*headers, ("Retry-After", "5")]
+
+
 def register(app: Flask) -> None:
     """Install the handlers."""
     app.register_error_handler(HTTPException, _handle_http)
     app.register_error_handler(SecurityError, _handle_untrusted_host)
+    app.register_error_handler(OperationalError, _handle_database_down)
+    app.register_error_handler(InterfaceError, _handle_database_down)
     app.register_error_handler(Exception, _handle_unexpected)
