@@ -23,8 +23,10 @@ def site_outline() -> Outline:
     """The kinds and topics the header offers; none when the database cannot say (an error page must still render)."""
     try:
         return queries.collection_outline()
-    except SQLAlchemyError:
-        log.warning("no navigation for this page: the database did not answer", exc_info=True)
+    except SQLAlchemyError as error:
+        # One line, as every database outage is logged (views/errors.py): a traceback per page says nothing more.
+        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
+        log.warning("no navigation for this page: the database did not answer (%s)", reason)
         return Outline()
 
 
