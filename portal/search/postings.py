@@ -203,31 +203,33 @@ class Evaluator:
         scores: Scores = {}
         if (fieldname, btext) not in self.reader:  # no postings (an empty index has no statistics either)
             return self.cache.put(key, scores)
-        deleted = self._deleted()
         if field.scorable:
             idf = self.searcher.idf(fieldname, btext)
             average = self.searcher.avg_field_length(fieldname) or 1
             lengths = self._lengths(fieldname)
-            # bm25(idf, tf, fl, avgfl, B, K1) = idf * tf * (K1 + 1) / (tf + K1 * ((1 - B) + B * fl / avgfl))
-            k1b, b_avg = K1 * (1 - B), K1 * B / average
-            for docnum, weight in self._postings(fieldname, btext):
-                if docnum not in deleted:
-                    scores[docnum] = idf * (weight * (K1 + 1)) / (weight + k1b + b_avg * lengths[docnum])
+            # bm25(idf, tf, fl, avgfl, B, K1) = idf * tf * (K1 + 1) / (tf + K1 * ((1 - B) + B * fl / avgfl)),
+            # a block at a time in comprehensions: this loop is most of a first search for a word.
+            top, k1b, b_avg = idf * (K1 + 1), K1 * (1 - B), K1 * B / average
+            for ids, weights in self._blocks(fieldname, btext):
+                pairs = zip(ids, weights, strict=True)
+                scores.update(zip(ids, [top * w / (w + k1b + b_avg * lengths[d]) for d, w in pairs], strict=True))
         else:
-            for docnum, weight in self._postings(fieldname, btext):
-                if docnum not in deleted:
-                    scores[docnum] = weight
+            for ids, weights in self._blocks(fieldname, btext):
+                scores.update(zip(ids, weights, strict=True))
+        deleted = self._deleted()
+        if deleted:
+            scores = {d: score for d, score in scores.items() if d not in deleted}
         return self.cache.put(key, scores)
 
-    def _postings(self, fieldname: str, btext: bytes):
-        """(global docnum, weight) of every posting of a term, segment by segment."""
+    def _blocks(self, fieldname: str, btext: bytes):
+        """(global docnums, weights) of a term's postings, a block at a time, segment by segment."""
         for reader, offset in self.leaves:
             try:
                 matcher = reader.postings(fieldname, btext)
             except TermNotFound:
                 continue
             for ids, weights in weight_blocks(matcher):
-                yield from zip([offset + docnum for docnum in ids], weights, strict=True)
+                yield ([offset + docnum for docnum in ids] if offset else ids), weights
 
     def _multiterm(self, q) -> Scores:
         """A prefix or wildcard: the union of the words it expands to (its first MAX_EXPANSION), scores added."""

@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 import whoosh
 from whoosh import index
+from whoosh.codec.whoosh3 import W3Codec
 from whoosh.filedb.filestore import FileStorage
 from whoosh.writing import MERGE_SMALL
 
@@ -65,7 +66,7 @@ def build_index(instance_path, documents, generation: int, *, procs: int = 1) ->
     ix = index.create_in(str(building), make_schema())
     # Each parallel writer holds its postings in memory up to `limitmb`; spilling them to disk and
     # merging back made a 10,000-entry build 40% slower at 128 MB than at 512 MB (bench/http.py).
-    writer = ix.writer(limitmb=128 if procs == 1 else 512, procs=procs, multisegment=procs > 1)
+    writer = ix.writer(limitmb=128 if procs == 1 else 512, procs=procs, multisegment=procs > 1, **writer_options())
     count = 0
     try:
         for document in documents:
@@ -120,7 +121,7 @@ def update_index(instance_path, generation: int, slugs, documents) -> Path:
 def _write_changes(directory: Path, slugs: list[str], documents: list[dict]) -> None:
     """Delete `slugs` and add `documents` in one commit of a Whoosh writer on `directory`."""
     ix = FileStorage(str(directory), supports_mmap=False).open_index()
-    writer = ix.writer(limitmb=64)
+    writer = ix.writer(limitmb=64, **writer_options())
     try:
         for slug in slugs:
             writer.delete_by_term("slug", slug)
@@ -173,7 +174,7 @@ def _merge_small(directory: Path) -> bool:
         return kept
 
     ix = FileStorage(str(directory), supports_mmap=False).open_index()
-    writer = ix.writer(limitmb=64)
+    writer = ix.writer(limitmb=64, **writer_options())
     try:
         writer.commit(mergetype=policy)
     except BaseException:
@@ -204,10 +205,24 @@ def _publish(instance: Path, name: str, generation: int) -> Path:
     return final
 
 
+#: How segments are written: postings in blocks of 1,024 (Whoosh's default is 128), compressed
+#: lightly, each in a file of its own (no compound file). Searches read whole posting lists
+#: (search/postings.py), and at 10,000 entries these blocks made a word's first read 1.2 times
+#: faster, the index no larger, and its build no slower.
+BLOCK_POSTINGS = 1024
+COMPRESSION = 1
+
+
+def writer_options() -> dict:
+    """The options every writer of an index gets (a full build, an update, a merge alike)."""
+    return {"codec": W3Codec(blocklimit=BLOCK_POSTINGS, compression=COMPRESSION), "compound": False}
+
+
 @functools.cache
 def analysis_fingerprint() -> str:
-    """A hash of the analysis code and Whoosh's version: an index written with other analysis is rebuilt, not updated."""
+    """A hash of the analysis code, the writers' options and Whoosh's version: an index written otherwise is rebuilt, not updated."""
     digest = hashlib.blake2b(Path(analysis.__file__).read_bytes(), digest_size=8)
+    digest.update(f"blocks={BLOCK_POSTINGS},compression={COMPRESSION},compound=False".encode())
     digest.update(whoosh.versionstring().encode())
     return digest.hexdigest()
 
