@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# The Debian packages the whole test suite needs beyond Python: Chromium (browser tests), Java and
-# npm (the Nu HTML checker), PostgreSQL (tests against a shared database), git (dates from git).
+# The programs the whole test suite needs beyond Python: Chromium (browser tests), Java and npm
+# (the Nu HTML checker), PostgreSQL (tests against a real database), git (dates from git).
+# Each is looked for as a program, not as a Debian package: a machine whose Node.js comes from
+# NodeSource already has npm, and Debian's npm package cannot be installed beside it.
 # Run as root on Debian or Ubuntu; `make test` runs it itself when it can, and `.ci/run` always does.
 set -euo pipefail
 
-PACKAGES=(chromium chromium-driver default-jre-headless nodejs npm postgresql git python3-venv)
+has_postgres() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  echo "scripts/system-deps.sh: needs root and apt-get; install these packages yourself: ${PACKAGES[*]}" >&2
-  exit 1
-fi
 missing=()
-for package in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
-done
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+has_postgres || missing+=(postgresql)
+command -v git >/dev/null 2>&1 || missing+=(git)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
+fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "scripts/system-deps.sh: needs root and apt-get; install these packages yourself: ${missing[*]}" >&2
+  exit 1
 fi
 echo "Installing ${missing[*]} (apt-get)"
 export DEBIAN_FRONTEND=noninteractive
