@@ -10,7 +10,7 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .config import write_secret_key
-from .content import ContentError, read_file
+from .content import ContentError, printable, read_file
 from .folder import find_markdown_files
 from .importer import import_content, rebuild_index
 from .locking import ImportBusy, import_lock
@@ -58,7 +58,7 @@ def import_command(path, quiet, no_wait):
         click.echo(f"error: {error}", err=True)
     if not quiet:
         for warning in report.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"warning: {printable(warning)}", err=True)  # names in it must not forge lines
     click.echo(report.summary())
     if report.errors:
         sys.exit(1)

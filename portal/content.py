@@ -76,8 +76,20 @@ class ContentError(Exception):
     """A file that cannot be imported, with the line to look at."""
 
     def __init__(self, path: str, line: int, reason: str):
-        super().__init__(f"{path}:{line}: {reason}")
+        # Printed escaped: a file name with a newline must not forge another line of the report.
+        super().__init__(printable(f"{path}:{line}: {reason}"))
         self.path, self.line, self.reason = path, line, reason
+
+    def __reduce__(self):
+        # Pickled by its fields, so it can come back from a process pool.
+        return type(self), (self.path, self.line, self.reason)
+
+
+def printable(text: str) -> str:
+    """`text` with control and other invisible characters escaped as Python writes them (`\\n`, `\\x1b`)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 @dataclass

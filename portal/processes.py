@@ -69,7 +69,7 @@ def parse_entries(files: list[tuple[str, bytes]], folder_tags: bool) -> list[Par
     jobs = [(relative, raw, folder_tags) for relative, raw in files]
     results = _map(_parse_job, jobs, processes, {})
     log.info("parsed %d files in %d processes", len(jobs), processes)
-    return [ContentError(*r[1:]) if isinstance(r, tuple) else r for r in results]
+    return results
 
 
 def render_entries(entries: list, slugs_by_path: dict[str, str]) -> dict[str, tuple[Rendered, list[str]]]:
@@ -107,10 +107,9 @@ def _parse(relative: str, raw: bytes, folder_tags: bool) -> ParsedEntry | Conten
         return error
 
 
-def _parse_job(job) -> ParsedEntry | tuple:
-    """Parse in a pool process; an error travels as a tuple (ContentError does not pickle)."""
-    result = _parse(*job)
-    return ("error", result.path, result.line, result.reason) if isinstance(result, ContentError) else result
+def _parse_job(job) -> ParsedEntry | ContentError:
+    """Parse in a pool process (a ContentError pickles itself)."""
+    return _parse(*job)
 
 
 class _Job(NamedTuple):

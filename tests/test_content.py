@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 
 import pytest
 
@@ -156,6 +157,30 @@ def test_errors_name_file_line_and_reason(raw, line, reason):
     assert error.line == line
     assert reason in error.reason
     assert str(error).startswith(f"notes/bad.md:{line}: ")
+
+
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("bad\nerror: forged.md", "bad\\nerror: forged.md:1: "),  # a newline would forge a report line
+        ("a\rb.md", "a\\rb.md:1: "),  # a carriage return would overwrite the line on a terminal
+        ("\x1b[31mred.md", "\\x1b[31mred.md:1: "),  # terminal escape sequences
+        ("\u202egnp.md", "\\u202egnp.md:1: "),  # right-to-left override: the name would read backwards
+        ("café/naïve 🙂.md", "café/naïve 🙂.md:1: "),  # ordinary letters and emoji stay as they are
+    ],
+)
+def test_errors_print_names_escaped_and_keep_them_whole(path, shown):
+    error = ContentError(path, 1, "file is empty")
+    assert str(error) == shown + "file is empty"
+    assert "\n" not in str(error) and error.path == path
+    copy = pickle.loads(pickle.dumps(error))  # errors come back from sandbox processes
+    assert (type(copy), copy.path, copy.line, copy.reason, str(copy)) == (
+        ContentError,
+        path,
+        1,
+        "file is empty",
+        str(error),
+    )
 
 
 def test_kind_spellings_are_accepted():
