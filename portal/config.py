@@ -5,6 +5,7 @@ The secret key lives here too: read from `NEXUS_SECRET_KEY` or `<instance>/secre
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from pathlib import Path
@@ -23,6 +24,8 @@ SETTINGS = [
     ("NEXUS_INDEX_CHECK_SECONDS", "INDEX_CHECK_SECONDS", float, "How often (seconds) each worker checks the database for a newer import and rebuilds this node's search index in the background; 0 turns it off (default: 5)."),
     ("NEXUS_TRUSTED_PROXIES", "TRUSTED_PROXIES", int, "How many proxies in front of Nexus set `X-Forwarded-For/-Proto/-Host/-Port/-Prefix`; 0 (default) trusts none of these headers."),
     ("NEXUS_PAGE_CACHE_MB", "PAGE_CACHE_MB", float, "Megabytes of rendered pages and API answers the workers of a node share in `<instance>/page-cache.sqlite3` (default: 128; 0 turns it off)."),
+    ("NEXUS_MAX_RENDER_SECONDS", "MAX_RENDER_SECONDS", float, "Seconds an import may spend parsing and rendering one file; a file that takes longer is stopped and reported (default: 10)."),
+    ("NEXUS_MAX_RENDER_MB", "MAX_RENDER_MB", float, "Megabytes of memory an import may use to parse and render one file; a file that needs more is stopped and reported (default: 512)."),
     ("NEXUS_CACHE_MAX_AGE", "CACHE_MAX_AGE", int, "Seconds browsers and proxies may reuse a page or API answer without asking (default: 0, revalidate every time with `ETag`; an import shows at once)."),
 ]  # fmt: skip
 
@@ -48,6 +51,8 @@ def defaults() -> dict:
         "TRUSTED_PROXIES": 0,
         "CACHE_MAX_AGE": 0,
         "PAGE_CACHE_MB": 128.0,
+        "MAX_RENDER_SECONDS": 10.0,
+        "MAX_RENDER_MB": 512.0,
         "SQLALCHEMY_DATABASE_URI": None,
         # Request bodies are never needed (the site has no forms that change state).
         "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -62,6 +67,9 @@ NOT_NEGATIVE = {
     "PER_PAGE": "NEXUS_PER_PAGE",
 }
 
+#: Settings that must be more than 0: a budget of nothing would refuse every file.
+POSITIVE = {"MAX_RENDER_SECONDS": "NEXUS_MAX_RENDER_SECONDS", "MAX_RENDER_MB": "NEXUS_MAX_RENDER_MB"}
+
 
 def check(settings) -> None:
     """Refuse settings the app cannot run with, naming the variable to fix."""
@@ -71,6 +79,10 @@ def check(settings) -> None:
             raise RuntimeError(f"{variable} must be 0 or more, got {value}")
     if settings.get("PER_PAGE") == 0:
         raise RuntimeError("NEXUS_PER_PAGE must be at least 1")
+    for key, variable in POSITIVE.items():
+        value = settings.get(key)
+        if value is not None and not (value > 0 and math.isfinite(value)):  # NaN and inf too
+            raise RuntimeError(f"{variable} must be a number more than 0, got {value}")
 
 
 def from_environment(environ=os.environ) -> dict:

@@ -15,16 +15,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from . import processes
-from .content import ContentError, ParsedEntry, content_hash, parse_bytes
+from .content import ContentError, ParsedEntry, content_hash
 from .folder import INTRO_FILE, find_markdown_files
 from .generation import announce_generation, current_generation
 from .links import link_resolver
 from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
-from .rendering import RENDERER_VERSION, render
+from .rendering import RENDERER_VERSION
 from .report import ImportReport
 from .search import analysis, store
 from .vocabulary import TagResolver, load_vocabulary
@@ -71,7 +72,7 @@ def import_content(
 def _import_locked(root: Path, instance_path, folder_tags: bool, progress) -> ImportReport:
     """The import itself; the caller holds the import lock."""
     started = time.monotonic()
-    report = _sync(root, folder_tags, progress)
+    report = _sync(root, folder_tags, progress, _budget(current_app.config))
     generation = current_generation()
     if report.changed:
         announce_generation(instance_path, generation)
@@ -91,7 +92,12 @@ def _import_locked(root: Path, instance_path, folder_tags: bool, progress) -> Im
     return report
 
 
-def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
+def _budget(config) -> processes.Budget:
+    """What one file may cost to parse and render (`NEXUS_MAX_RENDER_SECONDS`, `NEXUS_MAX_RENDER_MB`)."""
+    return processes.Budget(float(config["MAX_RENDER_SECONDS"]), float(config["MAX_RENDER_MB"]))
+
+
+def _sync(root: Path, folder_tags: bool, progress, budget: processes.Budget) -> ImportReport:
     """scan → plan → render → write → warn: the database changes of one import."""
     report = ImportReport()
     started_at = utcnow()
@@ -101,12 +107,14 @@ def _sync(root: Path, folder_tags: bool, progress) -> ImportReport:
     existing = existing_entries()
     with report.timed("read"):
         scan = scan_folder(root, existing, salt, progress, report)
-    with report.timed("parse"):
-        plan = plan_changes(root, scan, existing, folder_tags, report)
-    tags = TagResolver(vocabulary)
-    with report.timed("render"):
-        rows = render_rows(plan, tags, report)
-        intro = _render_intro(root, plan.resolver, report)
+    # Every file is parsed and rendered in sandbox processes, within its budget (see processes.py).
+    with processes.Sandbox(processes.process_count(len(scan.changed)), budget) as sandbox:
+        with report.timed("parse"):
+            plan = plan_changes(root, scan, existing, folder_tags, report, sandbox)
+        tags = TagResolver(vocabulary)
+        with report.timed("render"):
+            rows = render_rows(plan, tags, report, sandbox)
+            intro = _render_intro(root, plan, report, sandbox)
     with report.timed("write"):
         write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
     warn_about_tag_typos({p: plan.parsed[p] for p in report.added + report.updated if p in plan.parsed}, tags, report)
@@ -135,10 +143,12 @@ def scan_folder(root: Path, existing: dict[str, Existing], salt: tuple, progress
     return scan
 
 
-def plan_changes(root: Path, scan: Scan, existing: dict[str, Existing], folder_tags: bool, report) -> Plan:
+def plan_changes(
+    root: Path, scan: Scan, existing: dict[str, Existing], folder_tags: bool, report, sandbox: processes.Sandbox
+) -> Plan:
     """Parse what changed, drop drafts and deleted files, give every entry its slug and resolve links."""
     parsed: dict[str, ParsedEntry] = {}
-    results = processes.parse_entries(list(scan.changed.items()), folder_tags)
+    results = processes.parse_entries(sandbox, list(scan.changed.items()), folder_tags)
     for relative, entry in zip(scan.changed, results, strict=True):
         if isinstance(entry, ContentError):
             report.errors.append(entry)
@@ -151,11 +161,11 @@ def plan_changes(root: Path, scan: Scan, existing: dict[str, Existing], folder_t
         parsed.pop(path)
     slugs = _assign_slugs(existing, parsed, gone, report)
     resolver = link_resolver(slugs)
-    _relink(root, existing, gone, parsed, resolver, folder_tags, report)
+    _relink(root, existing, gone, parsed, resolver, folder_tags, report, sandbox)
     return Plan(parsed=parsed, gone=gone, slugs=slugs, resolver=resolver)
 
 
-def _relink(root: Path, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport) -> None:
+def _relink(root: Path, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport, sandbox) -> None:
     """Unchanged entries whose links now resolve differently are parsed again, to be rendered again."""
     old_resolver = link_resolver({path: old.slug for path, old in existing.items()})
     relink = [
@@ -163,10 +173,14 @@ def _relink(root: Path, existing, gone, parsed, resolver, folder_tags: bool, rep
         for p in report.unchanged
         if p not in gone and any(resolver(k) != old_resolver(k) for k in existing[p].link_keys)
     ]
+    files = []
     for path in relink:
         try:
-            entry = parse_bytes(path, (root / path).read_bytes(), folder_tags=folder_tags)
-        except (OSError, ContentError):
+            files.append((path, (root / path).read_bytes()))
+        except OSError:
+            continue
+    for (path, _raw), entry in zip(files, processes.parse_entries(sandbox, files, folder_tags), strict=True):
+        if isinstance(entry, ContentError):
             continue
         entry.content_hash = existing[path].content_hash
         parsed[path] = entry
@@ -200,15 +214,22 @@ def _assign_slugs(existing, parsed, gone, report) -> dict[str, str]:
     return {path: slug for slug, path in owners.items()}
 
 
-def render_rows(plan: Plan, tags: TagResolver, report: ImportReport) -> list[dict]:
-    """The column values of every entry to write, rendered in one process per core when there are many."""
-    rendered = processes.render_entries(list(plan.parsed.values()), plan.slugs)  # empty unless many changed
-    return [_row(entry, plan.resolver, tags, report, rendered.get(entry.path)) for entry in plan.parsed.values()]
+def render_rows(plan: Plan, tags: TagResolver, report: ImportReport, sandbox: processes.Sandbox) -> list[dict]:
+    """The column values of every entry to write; an entry that fails to render keeps its last good version."""
+    rendered = processes.render_entries(sandbox, list(plan.parsed.values()), plan.slugs)
+    rows = []
+    for entry in plan.parsed.values():
+        done = rendered[entry.path]
+        if isinstance(done, ContentError):
+            report.errors.append(done)
+        else:
+            rows.append(_row(entry, tags, report, done))
+    return rows
 
 
-def _row(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport, done=None) -> dict:
-    """The column values stored for one parsed entry (`done`: its rendering from the process pool)."""
-    rendered, keys = done or processes.render_entry(entry, resolver)
+def _row(entry: ParsedEntry, tags: TagResolver, report: ImportReport, done: tuple) -> dict:
+    """The column values stored for one parsed entry (`done`: its rendering and the link keys it asked about)."""
+    rendered, keys = done
     for line, target in rendered.broken_links:
         report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' points to no entry")
     tag_slugs = list(dict.fromkeys(tags.resolve(name) for name in entry.tags))
@@ -242,7 +263,7 @@ def _shorten(text: str, limit: int = 280) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
-def _render_intro(root: Path, resolver, report: ImportReport) -> tuple[str, str] | None:
+def _render_intro(root: Path, plan: Plan, report: ImportReport, sandbox) -> tuple[str, str] | None:
     """`_intro.md`, the home page's introduction, as (html, hash); None if there is none."""
     path = root / INTRO_FILE
     if not path.is_file():
@@ -253,7 +274,12 @@ def _render_intro(root: Path, resolver, report: ImportReport) -> tuple[str, str]
     except (OSError, UnicodeDecodeError) as error:
         report.errors.append(ContentError(INTRO_FILE, 1, f"cannot read the introduction ({error})"))
         return None
-    rendered = render(source, source_path=INTRO_FILE, resolve_link=resolver, entry_slug="")
+    job = processes.RenderJob(INTRO_FILE, "", source)
+    done = processes.render_entries(sandbox, [job], plan.slugs)[INTRO_FILE]
+    if isinstance(done, ContentError):
+        report.errors.append(done)
+        return None
+    rendered, _keys = done
     for line, target in rendered.broken_links:
         report.warnings.append(f"{INTRO_FILE}:{line}: link to '{target}' points to no entry")
     # Links in the introduction are relative to /entries/; the home page is one level up.
