@@ -26,6 +26,7 @@ SETTINGS = [
     ("NEXUS_PAGE_CACHE_MB", "PAGE_CACHE_MB", float, "Megabytes of rendered pages and API answers the workers of a node share in `<instance>/page-cache.sqlite3` (default: 128; 0 turns it off)."),
     ("NEXUS_MAX_RENDER_SECONDS", "MAX_RENDER_SECONDS", float, "Seconds an import may spend parsing and rendering one file; a file that takes longer is stopped and reported (default: 10)."),
     ("NEXUS_MAX_RENDER_MB", "MAX_RENDER_MB", float, "Megabytes of memory an import may use to parse and render one file; a file that needs more is stopped and reported (default: 512)."),
+    ("NEXUS_FOLLOW_EXTERNAL_SYMLINKS", "FOLLOW_EXTERNAL_SYMLINKS", "bool", "Import files and folders that symlinks in the content folder lead to outside it (default: off; they are refused and reported)."),
     ("NEXUS_CACHE_MAX_AGE", "CACHE_MAX_AGE", int, "Seconds browsers and proxies may reuse a page or API answer without asking (default: 0, revalidate every time with `ETag`; an import shows at once)."),
 ]  # fmt: skip
 
@@ -53,6 +54,7 @@ def defaults() -> dict:
         "PAGE_CACHE_MB": 128.0,
         "MAX_RENDER_SECONDS": 10.0,
         "MAX_RENDER_MB": 512.0,
+        "FOLLOW_EXTERNAL_SYMLINKS": False,
         "SQLALCHEMY_DATABASE_URI": None,
         # Request bodies are never needed (the site has no forms that change state).
         "MAX_CONTENT_LENGTH": 64 * 1024,

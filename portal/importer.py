@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from sqlalchemy import func, select
 
 from . import processes
 from .content import ContentError, ParsedEntry, content_hash
-from .folder import INTRO_FILE, find_markdown_files
+from .folder import INTRO_FILE, Refused, read_entry_file, walk
 from .generation import announce_generation, current_generation
 from .links import link_resolver
 from .locking import import_lock
@@ -34,13 +35,33 @@ from .writer import Existing, existing_entries, write_changes
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Safety:
+    """How much one file may cost (time, memory), and whether symlinks may lead outside the folder."""
+
+    budget: processes.Budget
+    follow_external: bool
+
+    @classmethod
+    def from_config(cls, config) -> Safety:
+        """The app's settings (`NEXUS_MAX_RENDER_SECONDS`, `NEXUS_MAX_RENDER_MB`, `NEXUS_FOLLOW_EXTERNAL_SYMLINKS`)."""
+        budget = processes.Budget(float(config["MAX_RENDER_SECONDS"]), float(config["MAX_RENDER_MB"]))
+        return cls(budget, bool(config["FOLLOW_EXTERNAL_SYMLINKS"]))
+
+
 @dataclass
 class Scan:
     """The folder compared with the database: which files exist, and the bytes of those that changed."""
 
+    root: Path
+    follow_external: bool = False
     present: set[str] = field(default_factory=set)
     changed: dict[str, bytes] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
+
+    def read(self, relative: str) -> bytes:
+        """A file's bytes, if it may be published (see folder.read_entry_file); ContentError otherwise."""
+        return read_entry_file(self.root, relative, follow_external=self.follow_external)
 
 
 @dataclass
@@ -72,7 +93,7 @@ def import_content(
 def _import_locked(root: Path, instance_path, folder_tags: bool, progress) -> ImportReport:
     """The import itself; the caller holds the import lock."""
     started = time.monotonic()
-    report = _sync(root, folder_tags, progress, _budget(current_app.config))
+    report = _sync(root, folder_tags, progress, Safety.from_config(current_app.config))
     generation = current_generation()
     if report.changed:
         announce_generation(instance_path, generation)
@@ -92,47 +113,49 @@ def _import_locked(root: Path, instance_path, folder_tags: bool, progress) -> Im
     return report
 
 
-def _budget(config) -> processes.Budget:
-    """What one file may cost to parse and render (`NEXUS_MAX_RENDER_SECONDS`, `NEXUS_MAX_RENDER_MB`)."""
-    return processes.Budget(float(config["MAX_RENDER_SECONDS"]), float(config["MAX_RENDER_MB"]))
-
-
-def _sync(root: Path, folder_tags: bool, progress, budget: processes.Budget) -> ImportReport:
+def _sync(root: Path, folder_tags: bool, progress, safety: Safety) -> ImportReport:
     """scan → plan → render → write → warn: the database changes of one import."""
     report = ImportReport()
     started_at = utcnow()
-    vocabulary, vocab_errors = load_vocabulary(root)
+    vocabulary, vocab_errors = load_vocabulary(root, follow_external=safety.follow_external)
     report.errors.extend(vocab_errors)
     salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())))
     existing = existing_entries()
     with report.timed("read"):
-        scan = scan_folder(root, existing, salt, progress, report)
+        scan = scan_folder(root, existing, salt, progress, report, follow_external=safety.follow_external)
     # Every file is parsed and rendered in sandbox processes, within its budget (see processes.py).
-    with processes.Sandbox(processes.process_count(len(scan.changed)), budget) as sandbox:
+    with processes.Sandbox(processes.process_count(len(scan.changed)), safety.budget) as sandbox:
         with report.timed("parse"):
             plan = plan_changes(root, scan, existing, folder_tags, report, sandbox)
         tags = TagResolver(vocabulary)
         with report.timed("render"):
             rows = render_rows(plan, tags, report, sandbox)
-            intro = _render_intro(root, plan, report, sandbox)
+            intro = _render_intro(root, plan, report, sandbox, safety.follow_external)
     with report.timed("write"):
         write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
     warn_about_tag_typos({p: plan.parsed[p] for p in report.added + report.updated if p in plan.parsed}, tags, report)
     return report
 
 
-def scan_folder(root: Path, existing: dict[str, Existing], salt: tuple, progress, report: ImportReport) -> Scan:
+def scan_folder(
+    root: Path, existing: dict[str, Existing], salt: tuple, progress, report: ImportReport, *, follow_external=False
+) -> Scan:
     """Read every Markdown file; unchanged ones (same hash) are only noted."""
-    scan = Scan()
-    files = find_markdown_files(root)
-    for path in progress(files) if progress else files:
+    scan = Scan(root, follow_external)
+    found = walk(root, follow_external=follow_external)
+    report.errors.extend(found.problems)
+    for path in progress(found.files) if progress else found.files:
         relative = path.relative_to(root).as_posix()
-        scan.present.add(relative)
         try:
-            raw = path.read_bytes()
-        except OSError as error:
-            report.errors.append(ContentError(relative, 1, f"cannot read file ({error.strerror or error})"))
+            raw = scan.read(relative)
+        except Refused as error:  # not published at all: an entry it made before is deleted
+            report.errors.append(error)
             continue
+        except ContentError as error:  # unreadable: its last good version stays
+            scan.present.add(relative)
+            report.errors.append(error)
+            continue
+        scan.present.add(relative)
         digest = content_hash(raw, *salt)
         old = existing.get(relative)
         if old is not None and old.content_hash == digest:
@@ -161,11 +184,11 @@ def plan_changes(
         parsed.pop(path)
     slugs = _assign_slugs(existing, parsed, gone, report)
     resolver = link_resolver(slugs)
-    _relink(root, existing, gone, parsed, resolver, folder_tags, report, sandbox)
+    _relink(scan, existing, gone, parsed, resolver, folder_tags, report, sandbox)
     return Plan(parsed=parsed, gone=gone, slugs=slugs, resolver=resolver)
 
 
-def _relink(root: Path, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport, sandbox) -> None:
+def _relink(scan: Scan, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport, sandbox) -> None:
     """Unchanged entries whose links now resolve differently are parsed again, to be rendered again."""
     old_resolver = link_resolver({path: old.slug for path, old in existing.items()})
     relink = [
@@ -176,8 +199,8 @@ def _relink(root: Path, existing, gone, parsed, resolver, folder_tags: bool, rep
     files = []
     for path in relink:
         try:
-            files.append((path, (root / path).read_bytes()))
-        except OSError:
+            files.append((path, scan.read(path)))
+        except ContentError:
             continue
     for (path, _raw), entry in zip(files, processes.parse_entries(sandbox, files, folder_tags), strict=True):
         if isinstance(entry, ContentError):
@@ -263,15 +286,19 @@ def _shorten(text: str, limit: int = 280) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
-def _render_intro(root: Path, plan: Plan, report: ImportReport, sandbox) -> tuple[str, str] | None:
+def _render_intro(
+    root: Path, plan: Plan, report: ImportReport, sandbox, follow_external: bool
+) -> tuple[str, str] | None:
     """`_intro.md`, the home page's introduction, as (html, hash); None if there is none."""
-    path = root / INTRO_FILE
-    if not path.is_file():
+    if not os.path.lexists(root / INTRO_FILE):
         return None
     try:
-        raw = path.read_bytes()
+        raw = read_entry_file(root, INTRO_FILE, follow_external=follow_external)
         source = raw.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
+    except ContentError as error:
+        report.errors.append(error)
+        return None
+    except UnicodeDecodeError as error:
         report.errors.append(ContentError(INTRO_FILE, 1, f"cannot read the introduction ({error})"))
         return None
     job = processes.RenderJob(INTRO_FILE, "", source)

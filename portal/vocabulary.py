@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
 
 from .content import ContentError, slugify
-from .folder import VOCABULARY_FILE
+from .folder import VOCABULARY_FILE, read_entry_file
 
 
-def load_vocabulary(root: Path) -> tuple[dict, list[ContentError]]:
+def load_vocabulary(root: Path, *, follow_external: bool = False) -> tuple[dict, list[ContentError]]:
     """`_tags.yml`: slug -> {name, description, aliases}; problems are reported, not fatal."""
-    path = root / VOCABULARY_FILE
-    if not path.is_file():
+    if not os.path.lexists(root / VOCABULARY_FILE):
         return {}, []
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raw = read_entry_file(root, VOCABULARY_FILE, follow_external=follow_external)
+        data = yaml.safe_load(raw.decode("utf-8-sig")) or {}
+    except ContentError as error:
+        return {}, [error]
+    except (UnicodeDecodeError, yaml.YAMLError) as error:
         mark = getattr(error, "problem_mark", None)
         return {}, [ContentError(VOCABULARY_FILE, mark.line + 1 if mark else 1, f"tag vocabulary unreadable: {error}")]
     if not isinstance(data, dict):
