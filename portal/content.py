@@ -121,6 +121,26 @@ def slugify(text: str) -> str:
     return text.strip("-")
 
 
+#: Symbols that tell tags apart (`C`, `C++`, `C#`, `.NET`), spelled out before the rest becomes hyphens.
+_TAG_SYMBOLS = (
+    (re.compile(r"\+"), "-plus-"),  # C++, Notepad++
+    (re.compile(r"(?<=\w)#(?!\w)"), "-sharp-"),  # C#, F# (not #hashtag or a#b)
+    (re.compile(r"&"), "-and-"),  # R&D, AT&T
+    (re.compile(r"(?<![\w.])\.(?=\w)"), "dot"),  # .NET, .env (not Node.js)
+)
+
+
+def tag_slug(name: str) -> str:
+    """A tag's URL name: `slugify`, with the symbols that make `C++`, `C#` and `.NET` their own tags spelled out.
+
+    Empty when nothing is left (`🙂`, `..`). A slug is its own tag slug, so URLs can be passed again.
+    """
+    text = unicodedata.normalize("NFKC", name).lower()
+    for pattern, word in _TAG_SYMBOLS:
+        text = pattern.sub(word, text)
+    return slugify(text)
+
+
 def slug_for_path(relative: str) -> str:
     """`sqlite/JSON Extract.md` becomes `sqlite/json-extract`."""
     parts = PurePosixPath(relative).with_suffix("").parts
@@ -257,7 +277,7 @@ def _expect_tags(relative, text, meta):
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise ContentError(relative, _key_line(text, "tags"), f"each tag must be text, not {_type_name(item)}")
         name = " ".join(str(item).split())
-        if name and slugify(name) and name not in tags:
+        if name and name not in tags:  # a name with no slug is dropped by the importer, with a warning
             tags.append(name)
     return tags
 
@@ -289,7 +309,7 @@ def _build_entry(relative, meta, text, body, folder_tags):
     folders = list(PurePosixPath(relative).parent.parts)
     tags = _expect_tags(relative, text, meta)
     if tags is None:
-        tags = [f for f in folders if slugify(f) and slugify(f) not in KIND_ALIASES] if folder_tags else []
+        tags = [f for f in folders if tag_slug(f) and slugify(f) not in KIND_ALIASES] if folder_tags else []
     kind = _expect_kind(relative, text, meta) or _kind_from_folders(folders)
     challenge = _expect_str(relative, text, meta, "challenge")
     solution = _expect_str(relative, text, meta, "solution")

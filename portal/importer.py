@@ -29,7 +29,7 @@ from .models import Entry, Tag, db, entry_tags, utcnow
 from .rendering import RENDERER_VERSION
 from .report import ImportReport
 from .search import analysis, store
-from .vocabulary import TagResolver, load_vocabulary
+from .vocabulary import TAG_SLUG_RULES, TagResolver, load_vocabulary
 from .writer import Existing, existing_entries, write_changes
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def _sync(root: Path, folder_tags: bool, progress, safety: Safety) -> ImportRepo
     started_at = utcnow()
     vocabulary, vocab_errors = load_vocabulary(root, follow_external=safety.follow_external)
     report.errors.extend(vocab_errors)
-    salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())))
+    salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())), TAG_SLUG_RULES)
     existing = existing_entries()
     with report.timed("read"):
         scan = scan_folder(root, existing, salt, progress, report, follow_external=safety.follow_external)
@@ -127,7 +127,7 @@ def _sync(root: Path, folder_tags: bool, progress, safety: Safety) -> ImportRepo
     with processes.Sandbox(processes.process_count(len(scan.changed)), safety.budget) as sandbox:
         with report.timed("parse"):
             plan = plan_changes(root, scan, existing, folder_tags, report, sandbox)
-        tags = TagResolver(vocabulary)
+        tags = TagResolver(vocabulary, dict(db.session.execute(select(Tag.slug, Tag.name)).all()))
         with report.timed("render"):
             rows = render_rows(plan, tags, report, sandbox)
             intro = _render_intro(root, plan, report, sandbox, safety.follow_external)
@@ -255,7 +255,7 @@ def _row(entry: ParsedEntry, tags: TagResolver, report: ImportReport, done: tupl
     rendered, keys = done
     for line, target in rendered.broken_links:
         report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' points to no entry")
-    tag_slugs = list(dict.fromkeys(tags.resolve(name) for name in entry.tags))
+    tag_slugs = _tag_slugs(entry, tags, report)
     return {
         "path": entry.path,
         "slug": entry.slug,
@@ -276,6 +276,22 @@ def _row(entry: ParsedEntry, tags: TagResolver, report: ImportReport, done: tupl
         "_tags": tag_slugs,
         "_links": rendered.links,
     }
+
+
+def _tag_slugs(entry: ParsedEntry, tags: TagResolver, report: ImportReport) -> list[str]:
+    """The slugs of an entry's tags; a tag that lands on another name's slug, or has none, is warned about."""
+    slugs: dict[str, None] = {}
+    for name in entry.tags:
+        slug = tags.resolve(name)
+        where = f"{entry.path}:{entry.tags_line}"
+        if not slug:
+            report.warnings.append(f"{where}: tag '{name}' is left out: it has no letter or digit to make a URL of")
+            continue
+        other = tags.clash(name)
+        if other is not None:
+            report.warnings.append(f"{where}: tag '{name}' and '{other}' are the same tag '{slug}'")
+        slugs[slug] = None
+    return list(slugs)
 
 
 def _shorten(text: str, limit: int = 280) -> str:

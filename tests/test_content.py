@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from portal.content import ContentError, parse_bytes, slug_for_path, slugify, title_from_filename
+from portal.content import ContentError, parse_bytes, slug_for_path, slugify, tag_slug, title_from_filename
 
 
 def parse(text: str, path: str = "notes/example.md", **kwargs):
@@ -116,6 +116,47 @@ def test_front_matter_slug_is_slugified():
 )
 def test_tag_slugs_are_case_and_space_insensitive(text, words):
     assert slugify(text) == words
+    assert tag_slug(text) == words
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("C++", "c-plus-plus"),  # was `c`, the slug of C
+        ("C#", "c-sharp"),  # was `c` too
+        ("F#", "f-sharp"),
+        ("C", "c"),
+        (".NET", "dotnet"),  # was `net`
+        ("Ｃ＋＋", "c-plus-plus"),  # full-width letters are the same name (NFKC)
+        ("Notepad++", "notepad-plus-plus"),
+        ("C++11", "c-plus-plus-11"),
+        ("R&D", "r-and-d"),  # was `r-d`
+        ("#hashtag", "hashtag"),  # a leading # is decoration, not C#
+        ("a#b", "a-b"),  # not C#-like: the importer warns when it meets a-b as well
+        ("Node.js", "node-js"),  # a dot inside a name is a separator, as before
+        ("ASP.NET", "asp-net"),
+        ("a/b", "a-b"),
+        ("django_rest_framework", "django-rest-framework"),
+        ("Sécurité", "sécurité"),  # letters of any script stay
+        ("🙂", ""),  # nothing left: the importer drops it with a warning
+        ("..", ""),
+        ("c-plus-plus", "c-plus-plus"),  # a slug is its own slug: URLs can be looked up again
+    ],
+)
+def test_tag_slugs_keep_symbol_names_apart(name, slug):
+    assert tag_slug(name) == slug
+    assert tag_slug(slug) == slug
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "C++/intro.md",  # entry slugs keep their rules: only tags spell symbols out
+        "notes/.NET tips.md",
+    ],
+)
+def test_entry_slugs_do_not_change_with_tag_slugs(path):
+    assert slug_for_path(path) == "/".join(slugify(part) for part in path.removesuffix(".md").split("/"))
 
 
 def test_title_from_filename_keeps_short_acronyms():

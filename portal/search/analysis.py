@@ -11,6 +11,7 @@ import re
 
 from whoosh import fields
 from whoosh.analysis import (
+    CommaSeparatedTokenizer,
     CompositeAnalyzer,
     Filter,
     LowercaseFilter,
@@ -19,6 +20,8 @@ from whoosh.analysis import (
     StopFilter,
     Token,
 )
+
+from ..content import tag_slug
 
 WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
 WORD_RE = re.compile(WORD_PATTERN)
@@ -165,16 +168,28 @@ def spelling_analyzer():
     return RegexTokenizer(SPELL_RE.pattern) | LowercaseFilter() | StopFilter()
 
 
+class TagSlugFilter(Filter):
+    """Tags are indexed and queried as slugs: `tag:C++` finds `c-plus-plus`, the slug the importer gave C++."""
+
+    def __call__(self, tokens):
+        for token in tokens:
+            token.text = tag_slug(token.text)
+            if token.text:
+                yield token
+
+
 def make_schema():
     """Fields of one indexed entry; title and tags weigh most."""
     text = text_analyzer()
+    tags = fields.KEYWORD(stored=True, commas=True, scorable=True, field_boost=FIELD_BOOSTS["tags"])
+    tags.analyzer = CommaSeparatedTokenizer() | TagSlugFilter()
     return fields.Schema(
         slug=fields.ID(stored=True, unique=True),
         title=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["title"]),
         summary=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["summary"]),
         headings=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["headings"]),
         body=fields.TEXT(analyzer=text),
-        tags=fields.KEYWORD(stored=True, commas=True, lowercase=True, scorable=True, field_boost=FIELD_BOOSTS["tags"]),
+        tags=tags,
         kind=fields.ID(stored=True),
         date=fields.DATETIME(sortable=True),
         title_sort=fields.ID(sortable=True),
@@ -184,7 +199,7 @@ def make_schema():
 
 
 #: Bump when the schema or the analysis changes: an index of another version is rebuilt, never updated.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: A page with at least this many links to other notes, and a link for every this many words or
 #: fewer, is an index of the collection (a README listing every note), not an answer.
 HUB_MIN_LINKS = 20

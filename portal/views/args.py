@@ -6,7 +6,7 @@ from flask import request
 from werkzeug.exceptions import BadRequest, NotFound
 
 from .. import queries
-from ..content import KIND_ALIASES, slugify
+from ..content import KIND_ALIASES, slugify, tag_slug
 from ..queries import KIND_LABELS, TagFilter
 
 
@@ -58,7 +58,7 @@ def _tag_list(param: str) -> list[str]:
         for item in raw.split(","):
             if not item.strip():
                 continue
-            slug = slugify(item)
+            slug = tag_slug(item)
             if not slug or len(slug) > 100:
                 raise BadArgument(f"'{param}' contains {item[:40]!r}, which is not a tag name.")
             slugs.append(slug)
