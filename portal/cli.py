@@ -12,7 +12,7 @@ from flask.cli import with_appcontext
 from .config import write_secret_key
 from .content import ContentError, printable, read_file
 from .folder import find_markdown_files
-from .importer import import_content, rebuild_index
+from .importer import ImportFailed, import_content, rebuild_index
 from .locking import ImportBusy, import_lock
 
 
@@ -52,7 +52,7 @@ def import_command(path, quiet, no_wait):
             progress=progress if show_bar else None,
             wait=not no_wait,
         )
-    except ImportBusy as error:
+    except (ImportBusy, ImportFailed) as error:
         raise click.ClickException(str(error)) from None
     for error in report.errors:
         click.echo(f"error: {error}", err=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import InternalError, OperationalError
 
 from . import processes
 from .content import ContentError, ParsedEntry, content_hash
@@ -33,6 +34,10 @@ from .vocabulary import TAG_SLUG_RULES, TagResolver, load_vocabulary
 from .writer import Existing, existing_entries, write_changes
 
 log = logging.getLogger(__name__)
+
+
+class ImportFailed(Exception):
+    """The import could not be written (a read-only or full database): one line for the operator."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,11 @@ def _sync(root: Path, folder_tags: bool, progress, safety: Safety) -> ImportRepo
             rows = render_rows(plan, tags, report, sandbox)
             intro = _render_intro(root, plan, report, sandbox, safety.follow_external)
     with report.timed("write"):
-        write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
+        try:
+            write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
+        except (OperationalError, InternalError) as error:  # read-only, full, gone: rolled back, nothing written
+            log.debug("the import's write failed", exc_info=True)
+            raise ImportFailed(f"cannot write to the database: {str(error.orig).strip().splitlines()[0]}") from None
     warn_about_tag_typos({p: plan.parsed[p] for p in report.added + report.updated if p in plan.parsed}, tags, report)
     return report
 

@@ -181,11 +181,11 @@ def _dispatch(path, job):
 
 
 def test_a_files_budget_is_shared_by_its_parsing_and_its_rendering():
-    with processes.Sandbox(1, processes.Budget(seconds=1.0)) as sandbox:
-        assert sandbox.run(_sleep, [("slow.md", ("slow.md", 0.6))]) == ["slow.md"]  # parsing: 0.6 s of 1 s
-        [late] = sandbox.run(_sleep, [("slow.md", ("slow.md", 0.6))])  # rendering: 0.4 s left
-        [fine] = sandbox.run(_sleep, [("other.md", ("other.md", 0.6))])  # another file has its own budget
-    assert isinstance(late, ContentError) and "took more than 1 s" in late.reason
+    with processes.Sandbox(1, processes.Budget(seconds=2.0)) as sandbox:
+        assert sandbox.run(_sleep, [("slow.md", ("slow.md", 1.2))]) == ["slow.md"]  # parsing: 1.2 s of 2 s
+        [late] = sandbox.run(_sleep, [("slow.md", ("slow.md", 1.2))])  # rendering: 0.8 s left
+        [fine] = sandbox.run(_sleep, [("other.md", ("other.md", 1.2))])  # another file has its own budget
+    assert isinstance(late, ContentError) and "took more than 2 s" in late.reason
     assert fine == "other.md"
 
 
