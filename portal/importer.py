@@ -135,7 +135,7 @@ def _sync(root: Path, folder_tags: bool, progress, safety: Safety) -> ImportRepo
         tags = TagResolver(vocabulary, dict(db.session.execute(select(Tag.slug, Tag.name)).all()))
         with report.timed("render"):
             rows = render_rows(plan, tags, report, sandbox)
-            intro = _render_intro(root, plan, report, sandbox, safety.follow_external)
+            intro = _render_intro(scan, plan, report, sandbox)
     with report.timed("write"):
         try:
             write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
@@ -311,14 +311,12 @@ def _shorten(text: str, limit: int = 280) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
-def _render_intro(
-    root: Path, plan: Plan, report: ImportReport, sandbox, follow_external: bool
-) -> tuple[str, str] | None:
+def _render_intro(scan: Scan, plan: Plan, report: ImportReport, sandbox) -> tuple[str, str] | None:
     """`_intro.md`, the home page's introduction, as (html, hash); None if there is none."""
-    if not os.path.lexists(root / INTRO_FILE):
+    if not os.path.lexists(scan.root / INTRO_FILE):
         return None
     try:
-        raw = read_entry_file(root, INTRO_FILE, follow_external=follow_external)
+        raw = scan.read(INTRO_FILE)
         source = raw.decode("utf-8-sig")
     except ContentError as error:
         report.errors.append(error)

@@ -94,11 +94,11 @@ def test_small_imports_use_one_sandbox_process_and_none_when_nothing_changed():
     assert processes.process_count(processes.MIN_PARALLEL - 1) == 1
     with processes.Sandbox(1) as sandbox:
         assert processes.render_entries(sandbox, [], {}) == {}
-        assert sandbox._idle == []  # nothing to do starts no process
+        assert sandbox._workers == []  # nothing to do starts no process
         assert processes.parse_entries(sandbox, [("a.md", b"# A\n")], folder_tags=True)[0].title == "A"
-        [worker] = sandbox._idle
+        [worker] = sandbox._workers
         assert worker.process.pid != os.getpid()
-    assert sandbox._idle == []
+    assert sandbox._workers == []
 
 
 # Jobs that misbehave as a pathological file can make a parser misbehave. They are functions of
@@ -178,6 +178,21 @@ def test_a_runaway_file_costs_its_budget_and_the_others_still_render(job, reason
 def _dispatch(path, job):
     """The bad file runs the job; every other file is fine."""
     return job(path) if path == "bad.md" else _answer(path)
+
+
+def _deaf_to_its_timer(path):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    while True:
+        time.sleep(0.1)
+
+
+def test_a_worker_that_outlives_its_own_timer_is_ended_by_the_importer(monkeypatch):
+    # Its kernel timer ends a worker; should that fail, the importer does, a grace period later.
+    monkeypatch.setattr(processes, "GRACE_SECONDS", 0.5)
+    with processes.Sandbox(1, processes.Budget(seconds=0.5)) as sandbox:
+        late, fine = sandbox.run(_dispatch, [(path, (path, _deaf_to_its_timer)) for path in ("bad.md", "good.md")])
+    assert isinstance(late, ContentError) and "took more than 0.5 s" in late.reason
+    assert fine == "done good.md"
 
 
 def test_a_files_budget_is_shared_by_its_parsing_and_its_rendering():
