@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+DEV_PORT ?= 5000
 
-.PHONY: run test install install-dev vnu lint format import reindex bench clean
+.PHONY: run dev test install install-dev vnu system-deps lint format import reindex bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -30,11 +31,22 @@ $(VNU_STAMP):
 ## vnu: install the pinned vnu-jar into build/node
 vnu: $(VNU_STAMP)
 
+# What the browser, HTML and PostgreSQL tests need from the system: installed when make runs as
+# root on Debian (as on CI); otherwise those tests say they were skipped and how to install it.
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then scripts/system-deps.sh; fi
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory vnu; \
+	 else echo "npm is not installed: the HTML validation test is skipped (install it with: sudo scripts/system-deps.sh)"; fi
+
 ## run: install, import the content folder, serve on http://127.0.0.1:$(PORT) with gunicorn
 run: install
 	$(BIN)/flask --app portal secret-key
 	$(BIN)/flask --app portal import
 	NEXUS_GUNICORN_BIND=127.0.0.1:$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## dev: for writers: http://127.0.0.1:$(DEV_PORT) with code and template reload, pages that reload themselves, and `watch`
+dev: install
+	$(BIN)/flask --app portal --debug dev --port $(DEV_PORT)
 
 import: install
 	$(BIN)/flask --app portal import
@@ -42,12 +54,12 @@ import: install
 reindex: install
 	$(BIN)/flask --app portal reindex
 
-## test: install test requirements, lint, run every test
-test: install-dev $(VNU_STAMP)
+## test: install what the suite needs (system packages too, as root on Debian), lint, run every test
+test: install-dev system-deps
 	$(BIN)/ruff check portal tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check portal tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/bandit -q -r portal
-	$(BIN)/python -m pytest
+	scripts/with-postgres.sh $(BIN)/python -m pytest
 
 lint: install-dev
 	$(BIN)/ruff check portal tests bench wsgi.py gunicorn.conf.py

@@ -10,7 +10,10 @@ def _env(name, default):
 
 bind = _env("BIND", "127.0.0.1:8000")
 workers = int(_env("WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 9)))
-threads = int(_env("THREADS", 1))
+# Threads that only ever get complete request heads, and threads of their own for searches
+# (portal/serving.py): idle or slow clients and bursts of searches cannot take every thread.
+worker_class = _env("WORKER_CLASS", "portal.serving.HeadFirstWorker")
+threads = int(_env("THREADS", 4))
 timeout = int(_env("TIMEOUT", 30))
 graceful_timeout = int(_env("GRACEFUL_TIMEOUT", 20))
 keepalive = int(_env("KEEPALIVE", 5))
@@ -36,7 +39,7 @@ reload = False
 def on_starting(server):
     """In the master, before any worker forks: import into an empty site or rebuild a broken index."""
     from portal import create_app
-    from portal.config import require_secret_key
+    from portal.config import import_settings, require_secret_key
     from portal.importer import ensure_ready
     from portal.models import db
 
@@ -47,7 +50,14 @@ def on_starting(server):
     key_source = "NEXUS_SECRET_KEY" if os.environ.get("NEXUS_SECRET_KEY") else f"{app.instance_path}/secret_key"
     server.log.info("Nexus secret key from %s", key_source)
     with app.app_context():
-        outcome = ensure_ready(app.config["CONTENT_DIR"], app.instance_path, folder_tags=app.config["FOLDER_TAGS"])
+        outcome = ensure_ready(app.config["CONTENT_DIR"], app.instance_path, **import_settings(app.config))
         db.session.remove()
         db.engine.dispose()  # no connection may cross the fork
     server.log.info("Nexus start-up: %s", outcome)
+
+
+def post_worker_init(worker):
+    """In each worker: stand for this node's index listener, which one worker holds (PostgreSQL; see portal/index_sync.py)."""
+    from portal.index_sync import start_listener
+
+    start_listener(worker.wsgi)

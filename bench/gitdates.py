@@ -1,6 +1,6 @@
 """Git dates benchmark: what reading every note's dates from git costs an import.
 
-    python bench/gitdates.py --corpus ../shared/corpora/jbranchaud-til [--batch 1] [--runs 5]
+    python bench/gitdates.py --corpus ../shared/corpora/jbranchaud-til [--batch 1] [--runs 5] [--import-runs 3]
 
 1. Builds a git repository in a temporary folder from the corpus's Markdown files, committed
    folder by folder, `--batch` files per commit (1: one note per commit, like a TIL repository),
@@ -15,6 +15,10 @@
    objects, and after `git gc` (packed, with a commit-graph, as a clone or a used repository is).
 3. Checks the result against the dates the benchmark committed: files dated, first dates kept
    through renames, updates seen.
+4. Times full imports of the repository into fresh instance folders (SQLite) with git dates off
+   and on, alternating, `--import-runs` of each: the whole import, and its read step (where the
+   git read happens), best and median; then an unchanged re-import of each (HEAD unchanged: the
+   cached dates). The overhead printed is on minus off.
 
 Figures only, nothing passes or fails. The target: under 1 s added to a full import.
 """
@@ -31,12 +35,19 @@ sys.path.insert(0, str(HERE.parent))
 
 import argparse  # noqa: E402
 import datetime as dt  # noqa: E402
+import logging  # noqa: E402
 import resource  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
+from sqlalchemy import func, select  # noqa: E402
+
+from portal import create_app  # noqa: E402
 from portal.gitdates import CACHE_FILE, LOG_OPTIONS, SAFE_CONFIG, git_environment, read_git_dates  # noqa: E402
+from portal.importer import import_content  # noqa: E402
+from portal.models import Entry, db  # noqa: E402
 
 START = dt.datetime(2015, 1, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
 YEARS = 10
@@ -48,6 +59,9 @@ def main() -> None:
     parser.add_argument("--corpus", required=True, type=Path, help="folder of Markdown notes (read only)")
     parser.add_argument("--batch", type=int, default=1, help="files per commit while adding (default 1)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each reader (default 5)")
+    parser.add_argument(
+        "--import-runs", type=int, default=3, help="full imports with git dates off and on (default 3; 0 skips)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nexus-gitdates-") as temp:
         repo, cache = Path(temp) / "notes", Path(temp) / "instance"
@@ -66,6 +80,9 @@ def main() -> None:
         report_timings(repo, cache, args.runs)
         print()
         check(read_git_dates(repo, cache), history.expected)
+        if args.import_runs:
+            print(f"\nfull imports of the repository ({args.import_runs} of each, alternating):")
+            report_imports(repo, Path(temp), args.import_runs)
 
 
 # --- building the repository -------------------------------------------------------------------
@@ -216,6 +233,61 @@ def measure(function) -> tuple[float, float]:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, cpu + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+# --- whole imports -------------------------------------------------------------------------------
+
+
+def report_imports(repo: Path, temp: Path, runs: int) -> None:
+    """Full imports with git dates off and on, alternating so the machine's load falls on both alike."""
+    full: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    again: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    dated = {}
+    for run in range(runs):
+        for git_dates in (False, True):
+            app = create_app(
+                {
+                    "TESTING": True,
+                    "SECRET_KEY": "bench",
+                    "INSTANCE_PATH": str(temp / f"import-{run}-{git_dates}"),
+                    "PAGE_CACHE_MB": 0,
+                    "INDEX_CHECK_SECONDS": 0,
+                }
+            )
+            logging.getLogger("portal").setLevel(logging.WARNING)  # create_app set it to INFO
+            with app.app_context():
+                full[git_dates].append(timed_import(repo, app.instance_path, git_dates))
+                again[git_dates].append(timed_import(repo, app.instance_path, git_dates))
+                dated[git_dates] = db.session.scalar(select(func.count()).where(Entry.date.is_not(None)))
+                db.session.remove()
+                db.engine.dispose()
+            app.extensions["nexus.searchers"].close()
+    rows = [
+        ("full import, whole", full, 0),
+        ("full import, read step (scan + git)", full, 1),
+        ("unchanged re-import, whole", again, 0),
+    ]
+    print(
+        f"  {'':<38}  {'off best':>9}  {'on best':>9}  {'overhead':>9}  {'off median':>10}  {'on median':>10}  {'overhead':>9}"
+    )
+    for label, table, index in rows:
+        off, on = [t[index] for t in table[False]], [t[index] for t in table[True]]
+        print(
+            f"  {label:<38}  {min(off):8.2f}s  {min(on):8.2f}s  {min(on) - min(off):+8.2f}s"
+            f"  {statistics.median(off):9.2f}s  {statistics.median(on):9.2f}s"
+            f"  {statistics.median(on) - statistics.median(off):+8.2f}s"
+        )
+    print(f"  entries with a date: {dated[False]} with git dates off, {dated[True]} on")
+
+
+def timed_import(repo: Path, instance_path: str, git_dates: bool) -> tuple[float, float]:
+    """One import's wall seconds, whole and its read step; fails loudly on errors."""
+    started = time.perf_counter()
+    report = import_content(repo, instance_path, git_dates=git_dates)
+    wall = time.perf_counter() - started
+    if report.errors or (git_dates and any(w.startswith("git dates") for w in report.warnings)):
+        raise SystemExit(f"import went wrong: {report.summary()} {report.errors[:3]} {report.warnings[:3]}")
+    return wall, report.timings["read"]
 
 
 # --- checking ----------------------------------------------------------------------------------

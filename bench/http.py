@@ -32,25 +32,17 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import datetime as dt  # noqa: E402
-import importlib.util  # noqa: E402
 import itertools  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import sqlite3  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 import urllib.request  # noqa: E402
 
-BIN = Path(sys.executable).parent
-MKDOCS = ("mkdocs==1.6.1", "mkdocs-material==9.8.1")
+from bench import common, corpus  # noqa: E402
+from bench.common import Gunicorn, env_for, run_wrk, time_mkdocs, timed_import  # noqa: E402
+
 TARGETS = {
     "full import 1,000": "≥ 5× faster than mkdocs build",
     "full import 10,000": "< 60 s",
@@ -70,210 +62,6 @@ app = Flask(__name__)
 def hello():
     return "Hello, World!"
 """
-
-
-def load_corpus_module():
-    """bench/corpus.py, imported by path (bench/ is kept off sys.path, see above)."""
-    spec = importlib.util.spec_from_file_location("corpus", HERE / "corpus.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def ensure_corpus(corpus, count: int, folder: Path) -> Path:
-    """Write the corpus once; later runs reuse it."""
-    marker = folder / ".complete"
-    if not marker.exists() or marker.read_text() != str(count):
-        shutil.rmtree(folder, ignore_errors=True)
-        started = time.perf_counter()
-        corpus.generate(count, folder)
-        marker.write_text(str(count))
-        print(f"generated {count} entries in {time.perf_counter() - started:.1f}s", flush=True)
-    return folder
-
-
-def env_for(instance: Path, content: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEXUS_", "FLASK_"))}
-    env.update(NEXUS_INSTANCE_PATH=str(instance), NEXUS_CONTENT_DIR=str(content), NEXUS_SECRET_KEY="bench")
-    env.update(extra)
-    return env
-
-
-def timed_import(env: dict) -> tuple[float, str]:
-    """Wall seconds of one `flask --app portal import` and its summary line."""
-    started = time.perf_counter()
-    result = subprocess.run(
-        [str(BIN / "flask"), "--app", "portal", "import", "--quiet"],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode not in (0, 1):
-        raise RuntimeError(result.stderr[-2000:])
-    return seconds, result.stdout.strip().splitlines()[-1]
-
-
-def time_mkdocs(content: Path, workdir: Path) -> float | None:
-    """Seconds of `mkdocs build` (material theme, its search plugin) over `content`."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    venv = workdir / "venv"  # made once, kept under bench/out/ (not in git)
-    if not (venv / "bin" / "mkdocs").exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        installed = subprocess.run(
-            [str(venv / "bin" / "pip"), "install", "--quiet", *MKDOCS], capture_output=True, text=True, check=False
-        )
-        if installed.returncode:
-            print("mkdocs could not be installed:", installed.stderr[-500:])
-            return None
-    site = workdir / "mkdocs-site"
-    config = workdir / "mkdocs.yml"
-    config.write_text(
-        f"site_name: Bench\ndocs_dir: {content}\nsite_dir: {site}\ntheme:\n  name: material\nplugins:\n  - search\n"
-    )
-    shutil.rmtree(site, ignore_errors=True)
-    started = time.perf_counter()
-    result = subprocess.run(
-        [str(venv / "bin" / "mkdocs"), "build", "--quiet", "--config-file", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    if result.returncode:
-        print("mkdocs build failed:", result.stderr[-500:])
-        return None
-    return seconds
-
-
-# --- serving ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """gunicorn with the project's gunicorn.conf.py, serving `app` on a free port."""
-
-    def __init__(self, app: str, env: dict, log: Path, pythonpath: Path | None = None):
-        self.port = free_port()
-        env = dict(env, NEXUS_GUNICORN_BIND=f"127.0.0.1:{self.port}")
-        command = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"]
-        if pythonpath:
-            command += ["--pythonpath", str(pythonpath)]
-        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [*command, app], cwd=PROJECT_ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(self.base + "/", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start; see {log}")
-            time.sleep(0.3)
-
-    def reset_peaks(self) -> None:
-        """Forget each worker's peak RSS: a forked worker inherits the master's peak from start-up."""
-        time.sleep(2)  # every worker has booted
-        for pid in self.workers():
-            with contextlib.suppress(OSError):  # not root or an old kernel: peaks include the master's
-                Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-    def workers(self) -> list[int]:
-        """Pids of the worker processes (children of the master)."""
-        pids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == self.process.pid:
-                pids.append(int(stat.parent.name))
-        return sorted(pids)
-
-    @staticmethod
-    def memory_mb(pid: int) -> dict[str, float]:
-        """Peak RSS (VmHWM) and, now, RSS, PSS and private memory of a process, in MB.
-
-        RSS counts the pages of the search index that every worker maps from the same files;
-        PSS shares them out and "private" leaves them out.
-        """
-        status = Path(f"/proc/{pid}/status").read_text()
-        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-
-        def kb(text, name):
-            return int(re.search(rf"^{name}:\s+(\d+) kB", text, flags=re.M).group(1)) / 1024
-
-        return {
-            "peak": kb(status, "VmHWM"),
-            "rss": kb(rollup, "Rss"),
-            "pss": kb(rollup, "Pss"),
-            "private": kb(rollup, "Private_Clean") + kb(rollup, "Private_Dirty"),
-        }
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-
-LUA = """
-local paths = {%(paths)s}
-local n = #paths
-local threads = 0
-local i = 0
-
-function setup(thread)
-  thread:set("offset", threads * 7919)
-  threads = threads + 1
-end
-
-function init(args)
-  i = (offset or 0) %% n
-end
-
-function request()
-  i = (i %% n) + 1
-  return wrk.format("GET", paths[i])
-end
-
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'RESULT {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, ' ..
-    '"errors": %%d, "non_2xx": %%d}\\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.connect + e.read + e.write + e.timeout, e.status))
-end
-"""
-
-
-def run_wrk(base: str, paths: list[str], script: Path, duration: float, connections: int) -> dict:
-    """One wrk run over a rotation of paths; the figures its `done` hook printed."""
-    script.write_text(LUA % {"paths": ", ".join(json.dumps(p) for p in paths)})
-    result = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{duration:g}s", "--timeout", "10s", "-s", str(script), base],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    figures = json.loads(result.stdout.split("RESULT ", 1)[1].splitlines()[0])
-    figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
-    return figures
 
 
 def visit_once(base: str, paths: list[str], connections: int) -> float:
@@ -324,18 +112,11 @@ def main(argv=None) -> None:
         sys.exit("wrk is not installed: apt-get install -y wrk")
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    load = os.getloadavg()
-    print(
-        f"# Nexus HTTP benchmark, {dt.date.today()}, {platform.node()}: {os.cpu_count()} cores, "
-        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}; "
-        f"load average at start {load[0]:.2f}",
-        flush=True,
-    )
+    print(common.machine_line("Nexus HTTP benchmark"), flush=True)
 
-    corpus = load_corpus_module()
     small = min(1000, args.entries)
-    content = ensure_corpus(corpus, args.entries, work / f"corpus-{args.entries}")
-    content_small = ensure_corpus(corpus, small, work / f"corpus-{small}")
+    content = common.ensure_corpus(corpus.generate, args.entries, work / f"corpus-{args.entries}")
+    content_small = common.ensure_corpus(corpus.generate, small, work / f"corpus-{small}")
     imports = {}
     for count, folder in ((small, content_small), (args.entries, content)):
         instance = work / f"instance-{count}"
@@ -355,7 +136,7 @@ def main(argv=None) -> None:
     hello_dir = work / "hello"
     hello_dir.mkdir(exist_ok=True)
     (hello_dir / "hello_app.py").write_text(HELLO_APP)
-    hello = Server("hello_app:app", env, work / "hello.log", pythonpath=hello_dir)
+    hello = Gunicorn("hello_app:app", env, work / "hello.log", pythonpath=hello_dir)
     try:
         run_wrk(hello.base, ["/"], work / "warm.lua", 2, args.connections)
         ceiling = run_wrk(hello.base, ["/"], work / "hello.lua", args.duration, args.connections)
@@ -375,7 +156,7 @@ def main(argv=None) -> None:
     for mode, extra in (("rendered", {"NEXUS_PAGE_CACHE_MB": "0"}), ("production", {})):
         for leftover in instance.glob("page-cache.sqlite3*"):  # the deployed run starts with an empty cache
             leftover.unlink()
-        nexus = Server("wsgi:app", dict(env, **extra), work / f"nexus-{mode}.log")
+        nexus = Gunicorn("wsgi:app", dict(env, **extra), work / f"nexus-{mode}.log")
         try:
             nexus.reset_peaks()
             run_wrk(nexus.base, urls["search"], work / "warm.lua", 3, args.connections)  # open every searcher

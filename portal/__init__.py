@@ -20,8 +20,8 @@ def create_app(test_config: dict | None = None) -> Flask:
         __name__,
         instance_path=config.instance_path(),
         instance_relative_config=True,
-        template_folder=str(config.PROJECT_ROOT / "templates"),
-        static_folder=str(config.PROJECT_ROOT / "static"),
+        template_folder=str(config.resource("templates")),
+        static_folder=str(config.resource("static")),
     )
     app.config.from_mapping(config.defaults())
     app.config.update(config.from_environment())
@@ -37,7 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or config.read_secret_key(app.instance_path)
     app.json.sort_keys = False
 
-    from . import caching, cli, graph, index_sync, models, security, views
+    from . import caching, cli, graph, index_sync, models, queries, security, views
     from .search import searchers
 
     models.db.init_app(app)
@@ -46,6 +46,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         _create_schema(app)
     app.extensions["nexus.searchers"] = searchers.SearcherPool(app.instance_path)
     app.extensions["nexus.graph"] = graph.GraphCache()
+    app.extensions["nexus.listed"] = queries.ListedCache()
     views.register(app)
     security.register(app)
     caching.register(app)

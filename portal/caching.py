@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import SecurityError
 from werkzeug.http import quote_etag
 from werkzeug.security import safe_join
-from werkzeug.wsgi import get_current_url
+from werkzeug.wsgi import get_current_url, get_host
 
 from . import config
 from .generation import REQUEST_KEY, GenerationWatch, read_last_import, request_generation
@@ -44,7 +45,7 @@ class Validators(NamedTuple):
 
     etag: str
     modified: dt.datetime
-    state: tuple  # (release, generation, index generation): answers of other states are dropped
+    state: tuple  # (release, generation, live index directory): answers of other states are dropped
 
 
 def register(app: Flask) -> None:
@@ -130,11 +131,11 @@ def validators_for(app: Flask, environ: dict, generation: tuple[int, dt.datetime
     """
     release, release_time = app.extensions["nexus.http"].current_release()
     number, finished = generation
-    index_generation = _live_index_generation(app.instance_path)
-    key = f"{release}|{number}|{index_generation}|{get_current_url(environ)}"
+    index = live_index_identity(app.instance_path)
+    key = f"{release}|{number}|{index}|{get_current_url(environ)}"
     etag = hashlib.blake2b(key.encode(), digest_size=12).hexdigest()
     modified = max(finished, release_time) if finished else release_time
-    return Validators(etag, modified.replace(microsecond=0), (release, number, index_generation))
+    return Validators(etag, modified.replace(microsecond=0), (release, number, index))
 
 
 class CachedAnswers:
@@ -190,25 +191,40 @@ class CachedAnswers:
         return chunks
 
     def _storable(self, environ) -> bool:
-        """A GET or HEAD of a page or API answer: looked up, and stored once rendered."""
+        """A GET or HEAD of a page or API answer for an allowed host: looked up, and stored once rendered."""
         return (
             environ.get("REQUEST_METHOD") in ("GET", "HEAD")
             and not environ.get("PATH_INFO", "").startswith(self.skip)
             and len(environ.get("QUERY_STRING", "")) <= MAX_QUERY_STRING
+            and self._allowed_host(environ)
         )
 
+    def _allowed_host(self, environ) -> bool:
+        """Whether the host is one NEXUS_ALLOWED_HOSTS allows: others go to Flask, which refuses them."""
+        hosts = self.app.config["TRUSTED_HOSTS"]
+        if not hosts:
+            return True
+        try:
+            get_host(environ, hosts)
+        except SecurityError:
+            return False
+        return True
 
-def _live_index_generation(instance_path) -> str:
-    """The generation the live index was built from, from its name (`index.<generation>.<id>`).
 
-    Not the directory itself: nodes that rebuilt the same generation give the same answers.
+def live_index_identity(instance_path) -> str:
+    """The live index directory's name (`index.<generation>.<id>`), or "" when there is no usable one.
+
+    The directory, not only its generation: an index rebuilt for the same generation (`flask
+    reindex` after the index went missing or broke) is a new directory, so answers computed
+    without it, or with the broken one, are never served once it is live. Each node builds its
+    own index, so a node revalidating another node's ETag answers 200 rather than 304.
     """
+    link = store.index_link(instance_path)
     try:
-        name = os.readlink(store.index_link(instance_path))
+        name = os.readlink(link)
     except OSError:
         return ""
-    parts = name.split(".")
-    return parts[1] if len(parts) == 3 and parts[0] == "index" else name
+    return name if os.path.isdir(link.parent / name) else ""
 
 
 def _answer_conditional():
@@ -260,8 +276,17 @@ def _static_cache_control(response: Response) -> None:
         response.headers["Cache-Control"] = "no-cache"
 
 
+def not_kept(response: Response) -> Response:
+    """Mark a degraded answer (one computed without the search index): no cache, browser or page cache, keeps it."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _add_cache_headers(response: Response) -> Response:
-    """Caching headers suited to each kind of answer; a fresh page may be stored in the page cache."""
+    """Caching headers suited to each kind of answer; a fresh page may be stored in the page cache.
+
+    An answer that sets its own `Cache-Control` (see `not_kept`) gets no validators and is not stored.
+    """
     if request.endpoint == "static":
         _static_cache_control(response)
     elif request.endpoint == "health.healthz":
@@ -278,9 +303,14 @@ def _add_cache_headers(response: Response) -> Response:
 
 
 def _may_keep(response: Response) -> bool:
-    """Whether the page cache may store this answer (CachedAnswers stores it as it leaves the app)."""
+    """Whether the page cache may store this answer (CachedAnswers stores it as it leaves the app).
+
+    Never while there is no usable search index: search, suggestions and related entries
+    would be missing from the answer. Views mark other degraded answers with `not_kept`.
+    """
     return (
         request.method == "GET"
+        and request.environ[VALIDATORS_KEY].state[2] != ""
         and not response.direct_passthrough
         and response.is_sequence
         and "Set-Cookie" not in response.headers

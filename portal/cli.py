@@ -1,15 +1,18 @@
-"""`flask --app portal import | reindex | check`."""
+"""`flask --app portal import | watch | reindex | check | secret-key`."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
 import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import with_appcontext
+from flask.cli import pass_script_info, with_appcontext
 
-from .config import write_secret_key
+from .config import import_settings, write_secret_key
 from .content import ContentError, printable, read_file
 from .folder import find_markdown_files
 from .importer import ImportFailed, import_content, rebuild_index
@@ -19,6 +22,8 @@ from .locking import ImportBusy, import_lock
 def register(app: Flask) -> None:
     """Attach the commands to the app's CLI group."""
     app.cli.add_command(import_command)
+    app.cli.add_command(watch_command)
+    app.cli.add_command(dev_command)
     app.cli.add_command(reindex_command)
     app.cli.add_command(check_command)
     app.cli.add_command(secret_key_command)
@@ -48,7 +53,7 @@ def import_command(path, quiet, no_wait):
         report = import_content(
             root,
             current_app.instance_path,
-            folder_tags=current_app.config["FOLDER_TAGS"],
+            **import_settings(current_app.config),
             progress=progress if show_bar else None,
             wait=not no_wait,
         )
@@ -62,6 +67,84 @@ def import_command(path, quiet, no_wait):
     click.echo(report.summary())
     if report.errors:
         sys.exit(1)
+
+
+@click.command("watch")
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--no-wait", is_flag=True, help="Fail at once if another import is running when the watcher starts.")
+@with_appcontext
+def watch_command(path, no_wait):
+    """Import a folder (default: the content folder), then import every change until Ctrl-C."""
+    from .watch import Watcher, quiet_import_logs  # watchfiles loads only for this command
+
+    root = _content_dir(path)
+    if not root.is_dir():
+        raise click.UsageError(f"content folder not found: {root}")
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    _helpers_leave_signals_to_us()
+    quiet_import_logs()
+    try:
+        Watcher(current_app._get_current_object(), root, wait=not no_wait).run()
+    except ImportBusy as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:
+        for helper in multiprocessing.active_children():  # e.g. Whoosh's index writers, mid-build
+            helper.terminate()
+            helper.join(timeout=10)
+        click.echo("stopped watching")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+_helpers_registered = False
+
+
+def _helpers_leave_signals_to_us() -> None:
+    """Processes forked during an import ignore Ctrl-C and die of SIGTERM: the watcher stops them, no traceback."""
+    global _helpers_registered
+    if not _helpers_registered:
+        os.register_at_fork(after_in_child=_as_a_helper)
+        _helpers_registered = True
+
+
+def _as_a_helper() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@click.command("dev")
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--port", default=5000, show_default=True, help="Port to serve on (127.0.0.1 only).")
+@pass_script_info
+def dev_command(info, path, port):
+    """For writers: the development server with code and template reload, pages that reload themselves, and `watch`."""
+    from werkzeug.serving import is_running_from_reloader, run_simple
+
+    from .watch import quiet_import_logs, start_thread
+
+    app = info.load_app()
+    if not app.debug:
+        raise click.UsageError(
+            "live reload needs debug mode: run `flask --app portal --debug dev` (as `make dev` does)"
+        )
+    root = Path(path or app.config["CONTENT_DIR"])
+    if not root.is_dir():
+        raise click.UsageError(f"content folder not found: {root}")
+    watching = None
+    if is_running_from_reloader():  # the child that serves (and restarts on code changes), not the monitor
+        quiet_import_logs()
+        watching = start_thread(app, root)
+    try:
+        run_simple("127.0.0.1", port, app, use_reloader=True, use_debugger=True, threaded=True)
+    finally:
+        if watching:
+            thread, stop = watching
+            stop.set()
+            thread.join(timeout=5)
 
 
 @click.command("reindex")

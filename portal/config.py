@@ -11,6 +11,18 @@ import secrets
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def resource(name: str) -> Path:
+    """A folder or file the app needs beside its code: `templates`, `static`, `gunicorn.conf.py`.
+
+    An installed package carries them inside `portal/` (pyproject.toml puts them there); a
+    checkout keeps them at the project root.
+    """
+    packaged = PACKAGE_ROOT / name
+    return packaged if packaged.exists() else PROJECT_ROOT / name
+
 
 #: (environment variable, config key, parser, description) — the README documents this table.
 SETTINGS = [
@@ -19,6 +31,9 @@ SETTINGS = [
     ("NEXUS_DATABASE_URL", "SQLALCHEMY_DATABASE_URI", str, "SQLAlchemy URL of the database (default: `sqlite:///<instance>/nexus.sqlite3`)."),
     ("NEXUS_SECRET_KEY", "SECRET_KEY", str, "Secret key; if unset, the one in `<instance>/secret_key` (`flask --app portal secret-key` creates it; `make run` does). Serving with neither is a start-up error."),
     ("NEXUS_FOLDER_TAGS", "FOLDER_TAGS", "bool", "Tag entries without front-matter tags by their folder (default: on)."),
+    ("NEXUS_GIT_DATES", "GIT_DATES", "bool", "Date entries without a front-matter `date`/`updated` by their git history when the content folder is in a git work tree (default: on)."),
+    ("NEXUS_MAX_ATTACHMENT_MB", "MAX_ATTACHMENT_MB", float, "Largest file (megabytes) a note may link to and have served, such as an image beside it (default: 10)."),
+    ("NEXUS_EDIT_URL", "EDIT_URL", str, "Link entry pages to their source, e.g. `https://github.com/me/notes/edit/main/{path}` (`{path}`: the file's path in the content folder); unset: no link."),
     ("NEXUS_SITE_NAME", "SITE_NAME", str, "Name shown in the header and page titles (default: `Nexus`)."),
     ("NEXUS_PER_PAGE", "PER_PAGE", int, "Entries per listing page (default: 20)."),
     ("NEXUS_INDEX_CHECK_SECONDS", "INDEX_CHECK_SECONDS", float, "How often (seconds) each worker checks the database for a newer import and rebuilds this node's search index in the background; 0 turns it off (default: 5)."),
@@ -28,6 +43,8 @@ SETTINGS = [
     ("NEXUS_MAX_RENDER_MB", "MAX_RENDER_MB", float, "Megabytes of memory an import may use to parse and render one file; a file that needs more is stopped and reported (default: 512)."),
     ("NEXUS_FOLLOW_EXTERNAL_SYMLINKS", "FOLLOW_EXTERNAL_SYMLINKS", "bool", "Import files and folders that symlinks in the content folder lead to outside it (default: off; they are refused and reported)."),
     ("NEXUS_CACHE_MAX_AGE", "CACHE_MAX_AGE", int, "Seconds browsers and proxies may reuse a page or API answer without asking (default: 0, revalidate every time with `ETag`; an import shows at once)."),
+    ("NEXUS_ALLOWED_HOSTS", "TRUSTED_HOSTS", "list", "Host names the site answers to, comma-separated (`wiki.example.org,.example.org`: a leading dot allows every subdomain; ports are ignored); any other `Host` gets `400`. Links in feeds, the sitemap and API answers use the request's host, so set it in production (default: any host)."),
+    ("NEXUS_SEARCH_SLOTS", "SEARCH_SLOTS", int, "Searches one worker process runs at once; more are answered `503` with `Retry-After: 1` at once, so pages keep their threads (default: 2; 0: no limit)."),
 ]  # fmt: skip
 
 
@@ -41,11 +58,22 @@ def parse_bool(value: str) -> bool:
     raise ValueError(f"not a true/false value: {value!r}")
 
 
+def parse_list(value: str) -> list[str]:
+    """A comma-separated list, blanks dropped: `a.org, .b.org` is `["a.org", ".b.org"]`."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+PARSERS = {"bool": parse_bool, "list": parse_list}
+
+
 def defaults() -> dict:
     """Settings used when nothing overrides them."""
     return {
         "CONTENT_DIR": str(PROJECT_ROOT / "content"),
         "FOLDER_TAGS": True,
+        "GIT_DATES": True,
+        "MAX_ATTACHMENT_MB": 10.0,
+        "EDIT_URL": None,
         "SITE_NAME": "Nexus",
         "PER_PAGE": 20,
         "INDEX_CHECK_SECONDS": 5.0,
@@ -55,6 +83,7 @@ def defaults() -> dict:
         "MAX_RENDER_SECONDS": 10.0,
         "MAX_RENDER_MB": 512.0,
         "FOLLOW_EXTERNAL_SYMLINKS": False,
+        "SEARCH_SLOTS": 2,
         "SQLALCHEMY_DATABASE_URI": None,
         # Request bodies are never needed (the site has no forms that change state).
         "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -67,6 +96,8 @@ NOT_NEGATIVE = {
     "TRUSTED_PROXIES": "NEXUS_TRUSTED_PROXIES",
     "CACHE_MAX_AGE": "NEXUS_CACHE_MAX_AGE",
     "PER_PAGE": "NEXUS_PER_PAGE",
+    "MAX_ATTACHMENT_MB": "NEXUS_MAX_ATTACHMENT_MB",
+    "SEARCH_SLOTS": "NEXUS_SEARCH_SLOTS",
 }
 
 #: Settings that must be more than 0: a budget of nothing would refuse every file.
@@ -87,6 +118,18 @@ def check(settings) -> None:
             raise RuntimeError(f"{variable} must be a number more than 0, got {value}")
 
 
+def import_settings(settings) -> dict:
+    """The keyword arguments of `import_content` that come from the app's settings."""
+    return {
+        "folder_tags": settings["FOLDER_TAGS"],
+        "git_dates": settings["GIT_DATES"],
+        "max_attachment_bytes": int(settings["MAX_ATTACHMENT_MB"] * 1024 * 1024),
+        "max_render_seconds": settings["MAX_RENDER_SECONDS"],
+        "max_render_mb": settings["MAX_RENDER_MB"],
+        "follow_external_symlinks": settings["FOLLOW_EXTERNAL_SYMLINKS"],
+    }
+
+
 def from_environment(environ=os.environ) -> dict:
     """Config keys set through `NEXUS_*` variables, parsed to their types."""
     overrides = {}
@@ -95,7 +138,7 @@ def from_environment(environ=os.environ) -> dict:
             continue
         raw = environ[variable]
         try:
-            overrides[key] = parse_bool(raw) if parser == "bool" else parser(raw)
+            overrides[key] = PARSERS.get(parser, parser)(raw)
         except ValueError as error:
             raise RuntimeError(f"{variable}: {error}") from None
     return overrides

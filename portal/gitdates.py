@@ -31,7 +31,7 @@ import datetime as dt
 import json
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404 - git runs with a fixed argument list, no shell
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -191,7 +191,7 @@ def _run(git: str, args: list[str], content: Path, environment: dict, timeout: f
 def _complete(git: str, args: list[str], content: Path, environment: dict, timeout: float):
     """Run git in the content folder, safely configured; a timeout or an OS error becomes _GitFailed."""
     try:
-        return subprocess.run(
+        return subprocess.run(  # nosec B603 - a fixed git command line; the paths are arguments, not shell text
             [git, *SAFE_CONFIG, *args], cwd=content, env=environment, capture_output=True, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:

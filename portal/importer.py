@@ -1,9 +1,9 @@
-"""Sync a content folder into the database, then rebuild the search index from it.
+"""Sync a content folder into the database, then bring the search index to it.
 
 The importer is the only writer. An import runs in named steps: scan the folder against the
 database, plan what changes (parse, slugs, links), render, write it all in one transaction,
-warn about likely mistakes; then the index is built aside and swapped in, so readers see old
-or new, never half.
+warn about likely mistakes; then the index is updated aside (only the changed entries, or
+rebuilt whole, see indexing.py) and swapped in, so readers see old or new, never half.
 """
 
 from __future__ import annotations
@@ -13,23 +13,26 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import InternalError, OperationalError
 
 from . import processes
+from .attachments import DEFAULT_MAX_BYTES, AttachmentFiles
 from .content import ContentError, ParsedEntry, content_hash
-from .folder import INTRO_FILE, Refused, read_entry_file, walk
+from .folder import INTRO_FILE, VOCABULARY_FILE, read_entry_file
 from .generation import announce_generation, current_generation
+from .gitdates import FileDates
+from .indexing import rebuild_index, sync_index  # noqa: F401 - `flask reindex` takes rebuild_index from here
 from .links import link_resolver
 from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
 from .rendering import RENDERER_VERSION
 from .report import ImportReport
-from .search import analysis, store
+from .scanning import Scan, Scanner, scan_folder, scan_paths
+from .search import store
 from .vocabulary import TAG_SLUG_RULES, TagResolver, load_vocabulary
 from .writer import Existing, existing_entries, write_changes
 
@@ -38,35 +41,6 @@ log = logging.getLogger(__name__)
 
 class ImportFailed(Exception):
     """The import could not be written (a read-only or full database): one line for the operator."""
-
-
-@dataclass(frozen=True)
-class Safety:
-    """How much one file may cost (time, memory), and whether symlinks may lead outside the folder."""
-
-    budget: processes.Budget
-    follow_external: bool
-
-    @classmethod
-    def from_config(cls, config) -> Safety:
-        """The app's settings (`NEXUS_MAX_RENDER_SECONDS`, `NEXUS_MAX_RENDER_MB`, `NEXUS_FOLLOW_EXTERNAL_SYMLINKS`)."""
-        budget = processes.Budget(float(config["MAX_RENDER_SECONDS"]), float(config["MAX_RENDER_MB"]))
-        return cls(budget, bool(config["FOLLOW_EXTERNAL_SYMLINKS"]))
-
-
-@dataclass
-class Scan:
-    """The folder compared with the database: which files exist, and the bytes of those that changed."""
-
-    root: Path
-    follow_external: bool = False
-    present: set[str] = field(default_factory=set)
-    changed: dict[str, bytes] = field(default_factory=dict)
-    digests: dict[str, str] = field(default_factory=dict)
-
-    def read(self, relative: str) -> bytes:
-        """A file's bytes, if it may be published (see folder.read_entry_file); ContentError otherwise."""
-        return read_entry_file(self.root, relative, follow_external=self.follow_external)
 
 
 @dataclass
@@ -84,27 +58,69 @@ def import_content(
     instance_path,
     *,
     folder_tags: bool = True,
+    git_dates: bool = True,
+    max_attachment_bytes: int = DEFAULT_MAX_BYTES,
+    max_render_seconds: float = processes.Budget.seconds,
+    max_render_mb: float = processes.Budget.megabytes,
+    follow_external_symlinks: bool = False,
     progress: Callable[[Iterable], Iterable] | None = None,
     wait: bool = True,
+    paths: Iterable[str] | None = None,
 ) -> ImportReport:
-    """Sync `content_dir` into the database and swap in a fresh search index, holding the import lock."""
+    """Sync `content_dir` into the database and swap in a fresh search index, holding the import lock.
+
+    `git_dates`: date entries by their git history (see gitdates.py); `max_attachment_bytes`: the
+    largest file a note may link to and have served (see attachments.py); `max_render_seconds` and
+    `max_render_mb`: what parsing and rendering one file may cost (see processes.py);
+    `follow_external_symlinks`: publish what symlinks lead to outside the folder (see folder.py);
+    `paths` (relative files or folders) makes it a targeted import that reads only those (see
+    `scanning.scan_paths`).
+    """
     root = Path(content_dir).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"content folder not found: {root}")
+    options = _Options(
+        folder_tags,
+        git_dates,
+        max_attachment_bytes,
+        max_render_seconds,
+        max_render_mb,
+        follow_external_symlinks,
+        None if paths is None else list(paths),
+    )
     with import_lock(instance_path, wait=wait, engine=db.engine):
-        return _import_locked(root, instance_path, folder_tags, progress)
+        return _import_locked(root, instance_path, options, progress)
 
 
-def _import_locked(root: Path, instance_path, folder_tags: bool, progress) -> ImportReport:
+@dataclass(frozen=True)
+class _Options:
+    """How an import reads the folder."""
+
+    folder_tags: bool = True
+    git_dates: bool = True
+    max_attachment_bytes: int = DEFAULT_MAX_BYTES
+    max_render_seconds: float = processes.Budget.seconds
+    max_render_mb: float = processes.Budget.megabytes
+    follow_external_symlinks: bool = False
+    paths: list[str] | None = None  # a targeted import: only these files and folders
+
+    @property
+    def budget(self) -> processes.Budget:
+        """What parsing and rendering one file may cost."""
+        return processes.Budget(float(self.max_render_seconds), float(self.max_render_mb))
+
+
+def _import_locked(root: Path, instance_path, options: _Options, progress=None) -> ImportReport:
     """The import itself; the caller holds the import lock."""
     started = time.monotonic()
-    report = _sync(root, folder_tags, progress, Safety.from_config(current_app.config))
+    git_cache = instance_path if options.git_dates else None
+    report = _sync(root, options, progress, git_cache)
     generation = current_generation()
     if report.changed:
         announce_generation(instance_path, generation)
     with report.timed("index"):
         if report.changed or store.check_index(instance_path)[0] != generation:
-            rebuild_index(instance_path, generation)
+            sync_index(instance_path)
             report.indexed = True
     report.generation = generation
     report.seconds = time.monotonic() - started
@@ -118,24 +134,32 @@ def _import_locked(root: Path, instance_path, folder_tags: bool, progress) -> Im
     return report
 
 
-def _sync(root: Path, folder_tags: bool, progress, safety: Safety) -> ImportReport:
-    """scan → plan → render → write → warn: the database changes of one import."""
+def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> ImportReport:
+    """scan → plan → render → write → warn: the database changes of one import (`git_cache`: git dates on)."""
     report = ImportReport()
     started_at = utcnow()
-    vocabulary, vocab_errors = load_vocabulary(root, follow_external=safety.follow_external)
+    folder_tags, follow = options.folder_tags, options.follow_external_symlinks
+    vocabulary, vocab_errors = load_vocabulary(root, follow_external=follow)
     report.errors.extend(vocab_errors)
     salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())), TAG_SLUG_RULES)
     existing = existing_entries()
+    files = AttachmentFiles(root, options.max_attachment_bytes)
     with report.timed("read"):
-        scan = scan_folder(root, existing, salt, progress, report, follow_external=safety.follow_external)
+        scanner = Scanner(root, existing, salt, report, files, follow_external=follow)
+        scanner.start(git_cache)
+        # A targeted import reads only what changed; new tag names or aliases mean every file again.
+        if options.paths is not None and VOCABULARY_FILE not in options.paths:
+            scan = scan_paths(scanner, options.paths)
+        else:
+            scan = scan_folder(scanner, progress)
     # Every file is parsed and rendered in sandbox processes, within its budget (see processes.py).
-    with processes.Sandbox(processes.process_count(len(scan.changed)), safety.budget) as sandbox:
+    with processes.Sandbox(processes.process_count(len(scan.changed)), options.budget) as sandbox:
         with report.timed("parse"):
-            plan = plan_changes(root, scan, existing, folder_tags, report, sandbox)
+            plan = plan_changes(root, scan, existing, folder_tags, report, sandbox, follow_external=follow)
         tags = TagResolver(vocabulary, dict(db.session.execute(select(Tag.slug, Tag.name)).all()))
         with report.timed("render"):
-            rows = render_rows(plan, tags, report, sandbox)
-            intro = _render_intro(scan, plan, report, sandbox)
+            rows = render_rows(plan, tags, report, sandbox, files)
+            intro = _render_intro(root, plan, report, sandbox, files, follow_external=follow)
     with report.timed("write"):
         try:
             write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
@@ -146,37 +170,19 @@ def _sync(root: Path, folder_tags: bool, progress, safety: Safety) -> ImportRepo
     return report
 
 
-def scan_folder(
-    root: Path, existing: dict[str, Existing], salt: tuple, progress, report: ImportReport, *, follow_external=False
-) -> Scan:
-    """Read every Markdown file; unchanged ones (same hash) are only noted."""
-    scan = Scan(root, follow_external)
-    found = walk(root, follow_external=follow_external)
-    report.errors.extend(found.problems)
-    for path in progress(found.files) if progress else found.files:
-        relative = path.relative_to(root).as_posix()
-        try:
-            raw = scan.read(relative)
-        except Refused as error:  # not published at all: an entry it made before is deleted
-            report.errors.append(error)
-            continue
-        except ContentError as error:  # unreadable: its last good version stays
-            scan.present.add(relative)
-            report.errors.append(error)
-            continue
-        scan.present.add(relative)
-        digest = content_hash(raw, *salt)
-        old = existing.get(relative)
-        if old is not None and old.content_hash == digest:
-            report.unchanged.append(relative)
-            continue
-        scan.changed[relative] = raw
-        scan.digests[relative] = digest
-    return scan
+def _apply_git_dates(entry: ParsedEntry, dates: FileDates | None) -> None:
+    """Front matter's own dates win; git fills in the rest. An update from git counts only after the date."""
+    if dates is None:
+        return
+    from_git = entry.updated is None
+    entry.date = entry.date or dates.created
+    entry.updated = entry.updated or dates.updated
+    if from_git and entry.updated is not None and entry.updated <= entry.date:
+        entry.updated = None
 
 
 def plan_changes(
-    root: Path, scan: Scan, existing: dict[str, Existing], folder_tags: bool, report, sandbox: processes.Sandbox
+    root: Path, scan: Scan, existing: dict[str, Existing], folder_tags: bool, report, sandbox, *, follow_external=False
 ) -> Plan:
     """Parse what changed, drop drafts and deleted files, give every entry its slug and resolve links."""
     parsed: dict[str, ParsedEntry] = {}
@@ -193,11 +199,15 @@ def plan_changes(
         parsed.pop(path)
     slugs = _assign_slugs(existing, parsed, gone, report)
     resolver = link_resolver(slugs)
-    _relink(scan, existing, gone, parsed, resolver, folder_tags, report, sandbox)
+    _relink(root, existing, gone, parsed, resolver, folder_tags, report, sandbox, follow_external)
+    for path, entry in parsed.items():
+        _apply_git_dates(entry, scan.git.get(path))
     return Plan(parsed=parsed, gone=gone, slugs=slugs, resolver=resolver)
 
 
-def _relink(scan: Scan, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport, sandbox) -> None:
+def _relink(
+    root: Path, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport, sandbox, follow_external
+) -> None:
     """Unchanged entries whose links now resolve differently are parsed again, to be rendered again."""
     old_resolver = link_resolver({path: old.slug for path, old in existing.items()})
     relink = [
@@ -208,7 +218,7 @@ def _relink(scan: Scan, existing, gone, parsed, resolver, folder_tags: bool, rep
     files = []
     for path in relink:
         try:
-            files.append((path, scan.read(path)))
+            files.append((path, read_entry_file(root, path, follow_external=follow_external)))
         except ContentError:
             continue
     for (path, _raw), entry in zip(files, processes.parse_entries(sandbox, files, folder_tags), strict=True):
@@ -246,24 +256,27 @@ def _assign_slugs(existing, parsed, gone, report) -> dict[str, str]:
     return {path: slug for slug, path in owners.items()}
 
 
-def render_rows(plan: Plan, tags: TagResolver, report: ImportReport, sandbox: processes.Sandbox) -> list[dict]:
+def render_rows(
+    plan: Plan, tags: TagResolver, report: ImportReport, sandbox, files: AttachmentFiles | None = None
+) -> list[dict]:
     """The column values of every entry to write; an entry that fails to render keeps its last good version."""
-    rendered = processes.render_entries(sandbox, list(plan.parsed.values()), plan.slugs)
+    rendered = processes.render_entries(sandbox, list(plan.parsed.values()), plan.slugs, files)
     rows = []
     for entry in plan.parsed.values():
         done = rendered[entry.path]
         if isinstance(done, ContentError):
             report.errors.append(done)
         else:
-            rows.append(_row(entry, tags, report, done))
+            rows.append(_row(entry, tags, report, done, files))
     return rows
 
 
-def _row(entry: ParsedEntry, tags: TagResolver, report: ImportReport, done: tuple) -> dict:
+def _row(entry: ParsedEntry, tags: TagResolver, report: ImportReport, done: tuple, files=None) -> dict:
     """The column values stored for one parsed entry (`done`: its rendering and the link keys it asked about)."""
     rendered, keys = done
     for line, target in rendered.broken_links:
         report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' points to no entry")
+    linked = _linked_files(entry, rendered, files, report)
     tag_slugs = _tag_slugs(entry, tags, report)
     return {
         "path": entry.path,
@@ -284,7 +297,24 @@ def _row(entry: ParsedEntry, tags: TagResolver, report: ImportReport, done: tupl
         "content_hash": entry.content_hash,
         "_tags": tag_slugs,
         "_links": rendered.links,
+        "_attachments": linked,
     }
+
+
+def _linked_files(entry: ParsedEntry, rendered, files: AttachmentFiles | None, report: ImportReport) -> list:
+    """What the entry's links to files found (served or not), warning about each one that is not served."""
+    if files is None:
+        return []
+    for line, target, path in rendered.broken_attachments:
+        problem = files.info(path).problem or "points to a file that changed during the import"
+        report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' {problem}")
+    paths = dict.fromkeys([*rendered.attachments, *(path for _, _, path in rendered.broken_attachments)])
+    # Kept even when not served, so the entry is imported again when the file appears (a long or NUL path cannot).
+    found = [files.info(path) for path in paths if len(path) <= 1024 and "\0" not in path]
+    # A pool process hashed the file for the HTML; if it changed since, the next import must render it again.
+    return [
+        info if info.hash is None or info.hash in rendered.html else replace(info, stamp="changed") for info in found
+    ]
 
 
 def _tag_slugs(entry: ParsedEntry, tags: TagResolver, report: ImportReport) -> list[str]:
@@ -311,12 +341,12 @@ def _shorten(text: str, limit: int = 280) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
-def _render_intro(scan: Scan, plan: Plan, report: ImportReport, sandbox) -> tuple[str, str] | None:
+def _render_intro(root: Path, plan: Plan, report: ImportReport, sandbox, files=None, *, follow_external=False):
     """`_intro.md`, the home page's introduction, as (html, hash); None if there is none."""
-    if not os.path.lexists(scan.root / INTRO_FILE):
+    if not os.path.lexists(root / INTRO_FILE):
         return None
     try:
-        raw = scan.read(INTRO_FILE)
+        raw = read_entry_file(root, INTRO_FILE, follow_external=follow_external)
         source = raw.decode("utf-8-sig")
     except ContentError as error:
         report.errors.append(error)
@@ -324,8 +354,7 @@ def _render_intro(scan: Scan, plan: Plan, report: ImportReport, sandbox) -> tupl
     except UnicodeDecodeError as error:
         report.errors.append(ContentError(INTRO_FILE, 1, f"cannot read the introduction ({error})"))
         return None
-    job = processes.RenderJob(INTRO_FILE, "", source)
-    done = processes.render_entries(sandbox, [job], plan.slugs)[INTRO_FILE]
+    done = processes.render_intro(sandbox, source, plan.slugs, files)
     if isinstance(done, ContentError):
         report.errors.append(done)
         return None
@@ -357,41 +386,18 @@ def warn_about_tag_typos(changed: dict[str, ParsedEntry], tags: TagResolver, rep
                 )
 
 
-def rebuild_index(instance_path, generation: int | None = None) -> None:
-    """Build the search index from the database and swap it in."""
-    started = time.monotonic()
-    generation = current_generation() if generation is None else generation
-    count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
-    entries = db.session.scalars(select(Entry).order_by(Entry.id).execution_options(yield_per=500))
-    with processes.helpers_die_with_me():
-        procs = processes.process_count(count, forks=True)
-        documents = analysis.thin_spelling((analysis.document_for(e) for e in entries), count)
-        store.build_index(instance_path, documents, generation, procs=procs)
-    db.session.rollback()
-    log.info(
-        "search index rebuilt for generation %s: %d documents in %.2fs (%d processes)",
-        generation,
-        count,
-        time.monotonic() - started,
-        procs,
-    )
+def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True, **options) -> str:
+    """At start-up: import into an empty database, or bring a missing, broken or stale index up to date.
 
-
-def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True) -> str:
-    """At start-up: import into an empty database, or rebuild a missing or broken index."""
+    `options`: import_content's other settings (`git_dates`, `max_attachment_bytes`, `max_render_seconds`, …).
+    """
     with import_lock(instance_path, engine=db.engine):
         empty = db.session.scalar(select(func.count()).select_from(Entry)) == 0 and current_generation() == 0
         if empty and Path(content_dir).is_dir():
-            report = _import_locked(Path(content_dir).resolve(), instance_path, folder_tags, None)
+            report = _import_locked(Path(content_dir).resolve(), instance_path, _Options(folder_tags, **options))
             return f"imported {len(report.added)} entries ({len(report.errors)} errors)"
-        generation = current_generation()
-        index_generation, _documents = store.check_index(instance_path)
-        if index_generation != generation:
-            log.warning(
-                "search index missing, broken or stale (index %s, database %s): rebuilding from the database",
-                index_generation,
-                generation,
-            )
-            rebuild_index(instance_path, generation)
-            return "rebuilt the search index"
-    return "ready"
+        outcome = sync_index(instance_path)
+    if outcome.mode == "current":
+        return "ready"
+    log.warning("search index missing, broken or stale: %s", outcome.reason or "updated from the change log")
+    return f"{'rebuilt' if outcome.mode == 'full' else 'updated'} the search index"

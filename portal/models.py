@@ -1,11 +1,11 @@
-"""Database tables: entries, tags, links between entries, import runs."""
+"""Database tables: entries, tags, links between entries, files linked from entries, import runs, the index change log."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, Column, ForeignKey, Index, String, Table, Text, event
+from sqlalchemy import JSON, Column, ForeignKey, Index, LargeBinary, String, Table, Text, event
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -13,7 +13,12 @@ class Base(DeclarativeBase):
     """Declarative base shared by every model."""
 
 
-db = SQLAlchemy(model_class=Base)
+# pool_pre_ping: after the database restarts, a pooled connection is found dead and replaced before
+# a request uses it, instead of failing that request.
+db = SQLAlchemy(model_class=Base, engine_options={"pool_pre_ping": True})
+
+#: The PostgreSQL channel on which an import's commit announces its generation (NOTIFY payload).
+GENERATION_CHANNEL = "nexus_generation"
 
 entry_tags = Table(
     "entry_tags",
@@ -123,6 +128,33 @@ class ImportRun(db.Model):
     entries: Mapped[int] = mapped_column(default=0)
 
 
+class IndexChange(db.Model):
+    """Which entries one generation changed, so that every node can update its search index incrementally.
+
+    One row per generation, written in the import's own transaction (a generation without a row
+    is a gap: nodes that need it rebuild in full). `changed` holds the slugs added, updated or
+    rendered again, `deleted` the slugs that went away (a slug change is both: old deleted, new
+    changed). When an import changes more entries than an incremental update suits, both are
+    None: "rebuild". Only the last `KEEP` generations are kept.
+    """
+
+    __tablename__ = "index_changes"
+
+    KEEP = 100
+    #: An incremental update suits up to this many changed entries, or this share of the index.
+    MAX_SMALL = 100
+    MAX_SHARE = 0.2
+
+    generation: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    changed: Mapped[list | None] = mapped_column(JSON)
+    deleted: Mapped[list | None] = mapped_column(JSON)
+
+    @classmethod
+    def incremental_limit(cls, documents: int) -> int:
+        """How many changed slugs an index of `documents` documents takes incrementally (more: rebuild)."""
+        return max(cls.MAX_SMALL, int(documents * cls.MAX_SHARE))
+
+
 def configure_engine_events(engine) -> None:
     """SQLite pragmas and `BEGIN IMMEDIATE` for writers; nothing for other databases."""
     if engine.dialect.name != "sqlite":
@@ -153,3 +185,31 @@ class SiteText(db.Model):
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     html: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Attachment(db.Model):
+    """The bytes of a file some entry links to (an image beside a note), stored once under their SHA-256.
+
+    In the database, not the content folder, so every node serves them, including nodes on a
+    shared PostgreSQL that have no content folder. Deleted when no entry links to them.
+    """
+
+    __tablename__ = "attachments"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int]
+    type: Mapped[str] = mapped_column(String(200))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+#: Which files each entry links to, by path in the content folder: the stamp the import saw (a
+#: change imports the entry again) and the stored bytes' hash (none when the file is not served:
+#: missing, too large; kept so the entry is imported again when the file appears).
+entry_attachments = Table(
+    "entry_attachments",
+    Base.metadata,
+    Column("entry_id", ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True),
+    Column("path", String(1024), primary_key=True),
+    Column("stamp", String(1200), nullable=False),
+    Column("hash", String(64), index=True),
+)

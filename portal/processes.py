@@ -31,6 +31,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import NamedTuple
 
 from .content import ContentError, ParsedEntry, parse_bytes, printable
+from .folder import INTRO_FILE
 from .links import link_resolver
 from .rendering import Rendered, render
 
@@ -50,6 +51,7 @@ GRACE_SECONDS = 60
 PR_SET_PDEATHSIG = 1
 
 _resolve = None  # the link resolver of a worker process, set by `_set_links`
+_attach = None  # its attachment resolver (an AttachmentFiles), likewise
 
 
 @dataclass(frozen=True)
@@ -75,15 +77,17 @@ def process_count(jobs: int, *, forks: bool = False) -> int:
     return max(1, min(cores, MAX_PROCESSES))
 
 
-def render_entry(entry, resolve) -> tuple[Rendered, list[str]]:
-    """Render one parsed entry, recording every link key it asked `resolve` about."""
+def render_entry(entry, resolve, attach=None) -> tuple[Rendered, list[str]]:
+    """Render one parsed entry, recording every link key it asked `resolve` about; `attach` resolves files."""
     keys: list[str] = []
 
     def recording(key):
         keys.append(key)
         return resolve(key)
 
-    rendered = render(entry.body, source_path=entry.path, resolve_link=recording, entry_slug=entry.slug)
+    rendered = render(
+        entry.body, source_path=entry.path, resolve_link=recording, entry_slug=entry.slug, resolve_attachment=attach
+    )
     return rendered, keys
 
 
@@ -97,14 +101,21 @@ def parse_entries(
     return results
 
 
-def render_entries(sandbox: Sandbox, entries: list, slugs_by_path: dict[str, str]) -> dict:
-    """path -> (Rendered, link keys), or the ContentError that stopped it, for every entry (or `RenderJob`)."""
-    sandbox.setup(_set_links, slugs_by_path)
+def render_entries(sandbox: Sandbox, entries: list, slugs_by_path: dict[str, str], attach=None) -> dict:
+    """path -> (Rendered, link keys), or the ContentError that stopped it, for every entry; `attach` resolves files."""
+    sandbox.setup(_set_links, slugs_by_path, attach)
     jobs = [RenderJob(e.path, e.slug, e.body) for e in entries]
     results = sandbox.run(_render_job, [(job.path, (job,)) for job in jobs])
     if jobs:
         log.info("rendered %d entries in %d processes", len(jobs), sandbox.used)
     return dict(zip((job.path for job in jobs), results, strict=True))
+
+
+def render_intro(sandbox: Sandbox, source: str, slugs_by_path: dict[str, str], attach=None):
+    """`_intro.md` rendered (its links resolved, no files served), or the ContentError that stopped it."""
+    sandbox.setup(_set_links, slugs_by_path, attach)  # as for the entries: nothing sent again
+    job = RenderJob(INTRO_FILE, "", source)
+    return sandbox.run(_render_intro_job, [(INTRO_FILE, (job,))])[0]
 
 
 class RenderJob(NamedTuple):
@@ -441,12 +452,17 @@ def _parse(relative: str, raw: bytes, folder_tags: bool) -> ParsedEntry:
     return parse_bytes(relative, raw, folder_tags=folder_tags)
 
 
-def _set_links(slugs_by_path: dict[str, str]) -> None:
-    global _resolve
+def _set_links(slugs_by_path: dict[str, str], attach=None) -> None:
+    global _resolve, _attach
     _resolve = link_resolver(slugs_by_path)
+    _attach = attach
 
 
 def _render_job(job: RenderJob) -> tuple[Rendered, list[str]]:
+    return render_entry(job, _resolve, _attach)
+
+
+def _render_intro_job(job: RenderJob) -> tuple[Rendered, list[str]]:
     return render_entry(job, _resolve)
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from flask import current_app, has_request_context
 from flask_sqlalchemy.pagination import Pagination
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 
-from . import graph
+from . import graph, outline
 from .generation import current_generation, request_generation
-from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags
+from .models import Attachment, Entry, ImportRun, Link, SiteText, Tag, db, entry_attachments, entry_tags
 
 KIND_LABELS = {
     "technology": ("Technology", "Technologies", "Tools and platforms: what they are for, how to set them up, where they bite."),
@@ -49,12 +52,142 @@ def entry_by_slug(slug: str) -> Entry | None:
     return db.session.scalar(select(Entry).where(Entry.slug == slug))
 
 
+#: What a list of entries never shows: their rendered pages and what search and links are made of.
+LISTED = (defer(Entry.html), defer(Entry.text), defer(Entry.toc), defer(Entry.headings), defer(Entry.link_keys))
+
+
 def entries_by_slugs(slugs: list[str]) -> list[Entry]:
-    """Entries for the given slugs, in the order given (search ranking)."""
+    """Entries for the given slugs, in the order given (search ranking), without their heavy columns."""
     if not slugs:
         return []
-    found = {e.slug: e for e in db.session.scalars(select(Entry).where(Entry.slug.in_(slugs)))}
+    found = {e.slug: e for e in db.session.scalars(select(Entry).options(*LISTED).where(Entry.slug.in_(slugs)))}
     return [found[s] for s in slugs if s in found]
+
+
+@dataclass(frozen=True)
+class TagRef:
+    """A tag as a list of entries shows it."""
+
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Listed:
+    """An entry as a search page lists it: what its card shows, and its text for the snippet.
+
+    Read with two plain queries rather than the ORM, which cost a search page more than its search.
+    """
+
+    id: int
+    slug: str
+    title: str
+    kind: str | None
+    summary: str
+    date: dt.date | None
+    updated: dt.date | None
+    sort_date: dt.date
+    created_at: dt.datetime
+    reading_minutes: int
+    text: str
+    tags: tuple[TagRef, ...] = ()
+
+
+LISTED_COLUMNS = (
+    Entry.id, Entry.slug, Entry.title, Entry.kind, Entry.summary, Entry.date, Entry.updated, Entry.sort_date,
+    Entry.created_at, Entry.reading_minutes, Entry.text,
+)  # fmt: skip
+
+
+class ListedCache:
+    """Entries as search pages list them, kept by a worker for one content generation.
+
+    Searches keep finding the same entries; an entry changes only with a new generation. The
+    cache is bounded by the size of the texts it holds (oldest dropped first).
+    """
+
+    def __init__(self, budget_bytes: int = 16 * 1024 * 1024):
+        self.budget = budget_bytes
+        self._generation = None
+        self._items: OrderedDict[str, Listed] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, generation, slugs: list[str]) -> dict[str, Listed]:
+        """The cached entries among `slugs` (none if the generation changed)."""
+        with self._lock:
+            if generation != self._generation:
+                self._generation, self._items, self._size = generation, OrderedDict(), 0
+                return {}
+            found = {slug: self._items[slug] for slug in slugs if slug in self._items}
+            for slug in found:
+                self._items.move_to_end(slug)
+            return found
+
+    def put(self, generation, listed: dict[str, Listed]) -> None:
+        """Keep entries read for `generation`."""
+        with self._lock:
+            if generation != self._generation:
+                return
+            for slug, entry in listed.items():
+                if slug not in self._items:
+                    self._items[slug] = entry
+                    self._size += len(entry.text) + 512
+            while self._size > self.budget and self._items:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped.text) + 512
+
+
+def listed_by_slugs(slugs: list[str]) -> dict[str, Listed]:
+    """slug -> the entry as a search page lists it, with its tags in slug order (kept per generation)."""
+    if not slugs:
+        return {}
+    cache: ListedCache = current_app.extensions["nexus.listed"]
+    generation = content_generation()
+    found = cache.get(generation, slugs)
+    missing = [slug for slug in slugs if slug not in found]
+    if missing:
+        read = _read_listed(missing)
+        cache.put(generation, read)
+        found.update(read)
+    return found
+
+
+TAGS_OF = (
+    "SELECT entry_tags.entry_id, tags.slug, tags.name FROM entry_tags JOIN tags ON tags.id = entry_tags.tag_id "
+    "WHERE entry_tags.entry_id IN ({marks}) ORDER BY tags.slug"
+)
+
+
+def _read_listed(slugs: list[str]) -> dict[str, Listed]:
+    """Two queries sent as written (SQLAlchemy's compiling and typing cost five times the queries): entries, then tags."""
+    connection = db.session.connection()
+    mark = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    columns = ", ".join(column.key for column in LISTED_COLUMNS)
+    # Only column names and parameter marks are written into the text; the values are parameters.
+    rows = connection.exec_driver_sql(
+        f"SELECT {columns} FROM entries WHERE slug IN ({', '.join([mark] * len(slugs))})",  # noqa: S608  # nosec B608
+        tuple(slugs),
+    ).all()
+    if not rows:
+        return {}
+    tags: dict[int, list[TagRef]] = {row.id: [] for row in rows}
+    marks = ", ".join([mark] * len(tags))
+    tag_rows = connection.exec_driver_sql(TAGS_OF.format(marks=marks), tuple(tags))  # noqa: S608  # nosec B608
+    for entry_id, slug, name in tag_rows:
+        tags[entry_id].append(TagRef(slug, name))
+    return {row.slug: _listed(row, tags[row.id]) for row in rows}
+
+
+def _listed(row, tags: list[TagRef]) -> Listed:
+    """An entry from a row as the driver gave it (SQLite gives dates as ISO text)."""
+    values = row._asdict()
+    for name in ("date", "updated", "sort_date"):
+        if isinstance(values[name], str):
+            values[name] = dt.date.fromisoformat(values[name][:10])
+    if isinstance(values["created_at"], str):
+        values["created_at"] = dt.datetime.fromisoformat(values["created_at"])
+    return Listed(**values, tags=tuple(tags))
 
 
 def texts_by_slugs(slugs: list[str]) -> dict[str, str]:
@@ -245,20 +378,43 @@ def feed_entries(tag_filter: TagFilter, tag_ids: dict[str, int], limit: int) -> 
 
 
 def sitemap_dates() -> tuple[list[tuple[str, dt.datetime]], list[tuple[str, dt.datetime]], dict[str, dt.datetime]]:
-    """When each entry page, tag page and kind page last changed (by import time of its entries)."""
-    entries = [
-        (slug, modified)
-        for slug, modified in db.session.execute(select(Entry.slug, Entry.modified_at).order_by(Entry.slug))
-    ]
-    newest = func.max(Entry.modified_at)
-    by_tag = (
-        select(Tag.slug, newest)
-        .join(entry_tags, entry_tags.c.tag_id == Tag.id)
-        .join(Entry, Entry.id == entry_tags.c.entry_id)
-        .group_by(Tag.id)
-        .order_by(Tag.slug)
-    )
-    tags = [(slug, modified) for slug, modified in db.session.execute(by_tag)]
-    by_kind = select(Entry.kind, newest).where(Entry.kind.is_not(None)).group_by(Entry.kind)
-    kinds = {kind: modified for kind, modified in db.session.execute(by_kind).all()}
-    return entries, tags, kinds
+    """When each entry page, tag page and kind page last changed.
+
+    An entry's updated date, else its date (front matter or git), else when it was imported;
+    a tag or kind page changes with its latest entry.
+    """
+    rows = db.session.execute(
+        select(Entry.id, Entry.slug, Entry.kind, Entry.date, Entry.updated, Entry.modified_at).order_by(Entry.slug)
+    ).all()
+    changed = {row.id: _midnight(row.updated or row.date) or row.modified_at for row in rows}
+    entries = [(row.slug, changed[row.id]) for row in rows]
+    tags: dict[str, dt.datetime] = {}
+    pairs = select(Tag.slug, entry_tags.c.entry_id).join(entry_tags, entry_tags.c.tag_id == Tag.id)
+    for slug, entry_id in db.session.execute(pairs):
+        tags[slug] = max(tags.get(slug, changed[entry_id]), changed[entry_id])
+    kinds: dict[str, dt.datetime] = {}
+    for row in rows:
+        if row.kind:
+            kinds[row.kind] = max(kinds.get(row.kind, changed[row.id]), changed[row.id])
+    return entries, sorted(tags.items()), kinds
+
+
+def _midnight(day: dt.date | None) -> dt.datetime | None:
+    """A day as the time it starts, to compare with import times."""
+    return dt.datetime.combine(day, dt.time()) if day else None
+
+
+def attachment(digest: str, name: str) -> Attachment | None:
+    """A stored file by its hash, if some entry links to it under this file name (no other name serves it)."""
+    if len(digest) != 64 or not all(ch in "0123456789abcdef" for ch in digest):
+        return None
+    paths = db.session.scalars(select(entry_attachments.c.path).where(entry_attachments.c.hash == digest))
+    if name not in {path.rsplit("/", 1)[-1] for path in paths}:
+        return None
+    return db.session.get(Attachment, digest)
+
+
+def collection_outline() -> outline.Outline:
+    """The kinds entries use and the collection's main topics, for the header and the home page."""
+    cache = current_app.extensions.setdefault("nexus.outline", outline.OutlineCache())
+    return cache.get(db.session, content_generation(), tag_graph())

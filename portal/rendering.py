@@ -1,8 +1,8 @@
 """Markdown to sanitized HTML, table of contents and plain text.
 
 Rendering happens once, at import; requests only read what this module produced.
-It knows nothing of Flask or the database: links to other entries are resolved
-through a callable the importer passes in.
+It knows nothing of Flask or the database: links to other entries, and to files
+beside the notes (images, PDFs), are resolved through callables the importer passes in.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from markdown.treeprocessors import Treeprocessor
 from pymdownx import superfences
 
 #: Bump when the output of `render` changes, so unchanged files are rendered again.
-RENDERER_VERSION = "6"
+RENDERER_VERSION = "7"
 
 WORDS_PER_MINUTE = 220
 
@@ -48,6 +48,8 @@ BLOCK_CONTAINERS = {"blockquote", "div", "li", "ol", "ul", "table", "details", "
 WIKI_LINK_RE = r"\[\[([^\]\|\n]+?)(?:\|([^\]\n]+))?\]\]"
 
 LinkResolver = Callable[[str], "str | None"]
+#: A file's path in the content folder -> its URL relative to the site root, or None if it is not served.
+AttachmentResolver = Callable[[str], "str | None"]
 
 
 @dataclass
@@ -64,6 +66,8 @@ class Rendered:
     has_diagram: bool
     links: list[str] = field(default_factory=list)
     broken_links: list[tuple[int, str]] = field(default_factory=list)
+    attachments: list[str] = field(default_factory=list)  # paths of the files linked and served
+    broken_attachments: list[tuple[int, str, str]] = field(default_factory=list)  # (line, target, path)
 
 
 class _LinkRewriter(Treeprocessor):
@@ -81,6 +85,11 @@ class _LinkRewriter(Treeprocessor):
                 self.state.rewrite(anchor, target, wiki=True)
             elif _is_markdown_link(href):
                 self.state.rewrite(anchor, href, wiki=False)
+            elif _is_file_link(href):
+                self.state.attach(anchor, "href", href)
+        for image in root.iter("img"):
+            if _is_file_link(image.get("src", "")):
+                self.state.attach(image, "src", image.get("src"))
 
 
 class _WikiLinkPattern(InlineProcessor):
@@ -113,13 +122,16 @@ class _LinkState:
     def __init__(self):
         self.reset(None, None, "", "")
 
-    def reset(self, source_path, resolver, source, entry_slug):
+    def reset(self, source_path, resolver, source, entry_slug, attachment_resolver=None):
         self.source_path = source_path
         self.resolver = resolver
+        self.attachment_resolver = attachment_resolver
         self.source = source
         self.entry_slug = entry_slug
         self.links: list[str] = []
         self.broken: list[tuple[int, str]] = []
+        self.attachments: list[str] = []
+        self.broken_attachments: list[tuple[int, str, str]] = []
 
     def rewrite(self, anchor, target, wiki):
         """Resolve one link target, or record it as broken with its source line."""
@@ -140,9 +152,28 @@ class _LinkState:
         self.links.append(slug)
         anchor.set("href", _relative_entry_href(self.entry_slug, slug, fragment))
 
+    def attach(self, element, attribute, target):
+        """Point a relative link to a file (or an image's source) at the file's served URL, or mark it broken."""
+        if self.attachment_resolver is None or self.source_path is None:
+            return
+        parts = urlsplit(target)
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(self.source_path), unquote(parts.path)))
+        url = self.attachment_resolver(path)
+        if url is None:
+            self.broken_attachments.append((self._line_of(target), target, path))
+            element.set("class", "broken-link")
+            return
+        self.attachments.append(path)
+        # From /entries/<slug>, one `../` per slash of the slug and one more climb to the site root.
+        href = "../" * (self.entry_slug.count("/") + 1) + url
+        element.set(attribute, href + ("#" + parts.fragment if parts.fragment else ""))
+
     def _line_of(self, target):
-        """The first source line mentioning a link target, for warnings."""
-        index = self.source.find(target)
+        """The first source line linking to a target (`](target)`), else mentioning it, for warnings."""
+        for spelling in (f"]({target})", f"]({target}", target):
+            index = self.source.find(spelling)
+            if index >= 0:
+                break
         return self.source.count("\n", 0, index) + 1 if index >= 0 else 1
 
 
@@ -150,6 +181,17 @@ def _is_markdown_link(href):
     """A relative link to a `.md` file (with an optional #fragment)."""
     parts = urlsplit(href)
     return not parts.scheme and not parts.netloc and parts.path.lower().endswith(".md")
+
+
+def _is_file_link(href):
+    """A relative link to anything but a Markdown file: a file beside the note (absolute paths are the site's own)."""
+    if "\x02" in href:  # Markdown's placeholder: an autolinked e-mail address, spelled in entities
+        return False
+    try:
+        parts = urlsplit(href)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not a path either
+        return False
+    return not parts.scheme and not parts.netloc and bool(parts.path) and not parts.path.startswith("/")
 
 
 def _relative_entry_href(entry_slug, target_slug, fragment):
@@ -211,13 +253,15 @@ def render(
     source_path: str | None = None,
     resolve_link: LinkResolver | None = None,
     entry_slug: str | None = None,
+    resolve_attachment: AttachmentResolver | None = None,
 ) -> Rendered:
     """Render Markdown to sanitized HTML plus the text, TOC and counts stored with it."""
     md, state = _markdown()
     md.reset()
-    state.reset(source_path, resolve_link, source, entry_slug or "")
+    state.reset(source_path, resolve_link, source, entry_slug or "", resolve_attachment)
     raw = md.convert(source)
     links, broken = list(dict.fromkeys(state.links)), list(state.broken)
+    attachments, broken_attachments = list(dict.fromkeys(state.attachments)), list(state.broken_attachments)
     toc = _flatten_toc(md.toc_tokens)
     safe = label_challenge_parts(sanitize(raw))
     extractor = _TextExtractor()
@@ -235,6 +279,8 @@ def render(
         has_diagram='class="mermaid"' in safe,
         links=links,
         broken_links=broken,
+        attachments=attachments,
+        broken_attachments=broken_attachments,
     )
 
 

@@ -2,7 +2,9 @@
 
 Only the importer calls this module (the importer is the only writer): entries are
 inserted, updated and deleted in batches, with their tags and links, and an `ImportRun`
-row records the new content generation when anything changed.
+row records the new content generation when anything changed. The same transaction logs
+which entry slugs that generation changed (`IndexChange`, for every node's incremental index
+update) and, on PostgreSQL, notifies the other nodes, a message delivered only on commit.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, func, insert, select
 
-from .models import Entry, ImportRun, Link, SiteText, Tag, db, entry_tags, utcnow
+from .attachment_store import write_attachments
+from .models import GENERATION_CHANNEL, Entry, ImportRun, IndexChange, Link, SiteText, Tag, db, entry_tags, utcnow
 from .report import ImportReport
 from .vocabulary import TagResolver
 
@@ -61,27 +64,45 @@ def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport,
         link_rows = [{"source_id": ids[r["path"]], "target_slug": slug} for r in rows for slug in r["_links"]]
         _insert_many(session, entry_tags, tag_rows)
         _insert_many(session, Link.__table__, link_rows)
+        write_attachments(session, rows, ids, bool(gone))
         _refresh_tag_names(session, tags)
         session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
         report.site_text_changed = _store_site_text(session, "intro", intro)
         if report.changed:
-            session.add(
-                ImportRun(
-                    started_at=started_at,
-                    finished_at=utcnow(),
-                    added=len(report.added),
-                    updated=len(report.updated),
-                    unchanged=len(report.unchanged),
-                    deleted=len(report.deleted),
-                    errors=len(report.errors),
-                    entries=session.scalar(select(func.count()).select_from(Entry)) or 0,
-                )
+            run = ImportRun(
+                started_at=started_at,
+                finished_at=utcnow(),
+                added=len(report.added),
+                updated=len(report.updated),
+                unchanged=len(report.unchanged),
+                deleted=len(report.deleted),
+                errors=len(report.errors),
+                entries=session.scalar(select(func.count()).select_from(Entry)) or 0,
             )
+            session.add(run)
             session.flush()
+            deleted = [existing[path].slug for path in gone] + [existing[row["path"]].slug for row in moved]
+            _log_index_changes(session, run, [row["slug"] for row in rows], deleted)
+            _notify_generation(session, run.id)
         session.commit()
     except BaseException:
         session.rollback()
         raise
+
+
+def _log_index_changes(session, run: ImportRun, changed: list[str], deleted: list[str]) -> None:
+    """Record which slugs this generation changed (None: too many, rebuild) and forget old generations."""
+    changed, deleted = sorted(set(changed)), sorted(set(deleted))
+    if len(changed) + len(deleted) > IndexChange.incremental_limit(run.entries):
+        changed = deleted = None
+    session.add(IndexChange(generation=run.id, changed=changed, deleted=deleted))
+    session.execute(delete(IndexChange).where(IndexChange.generation <= run.id - IndexChange.KEEP))
+
+
+def _notify_generation(session, generation: int) -> None:
+    """On PostgreSQL, tell every listening node of the new generation; the message leaves on commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_notify(GENERATION_CHANNEL, str(generation))))
 
 
 def _write_entries(session, rows, existing, now, report: ImportReport) -> dict[str, int]:

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy
 
 from portal import create_app
+from portal.config import import_settings
 from portal.importer import import_content
 from portal.models import db
 
@@ -23,6 +24,18 @@ POSTGRES_URL = os.environ.get("NEXUS_TEST_POSTGRES_URL")
 if os.environ.get("NEXUS_REQUIRE_POSTGRES") == "1" and not POSTGRES_URL:
     raise RuntimeError("NEXUS_REQUIRE_POSTGRES=1 but NEXUS_TEST_POSTGRES_URL is not set")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say so when the suite ran without PostgreSQL, and how to include it."""
+    if not POSTGRES_URL:
+        terminalreporter.write_line(
+            "PostgreSQL: not tested (NEXUS_TEST_POSTGRES_URL is not set). `make test` starts a throwaway "
+            "cluster when PostgreSQL is installed: sudo scripts/system-deps.sh",
+            yellow=True,
+        )
+
+
 SHIPPED_CONTENT = PROJECT_ROOT / "content"
 
 # A small, hand-countable corpus used by many tests.
@@ -161,6 +174,9 @@ def make_app(tmp_path, database_url):
             "CONTENT_DIR": str(content or tmp_path / "content"),
             "INDEX_CHECK_SECONDS": 0,
             "PAGE_CACHE_MB": 0,  # tests change rows behind the importer's back; test_http.py turns it on
+            # Test content folders are in no git repository, where git dates only add a warning;
+            # tests/test_git_dates_import.py turns them on.
+            "GIT_DATES": False,
         }
         if database_url:
             config["SQLALCHEMY_DATABASE_URI"] = database_url
@@ -187,7 +203,7 @@ def app(make_app, content_dir):
 def imported_app(app, content_dir):
     """An app whose sample content has been imported and indexed."""
     with app.app_context():
-        report = import_content(content_dir, app.instance_path)
+        report = import_content(content_dir, app.instance_path, **import_settings(app.config))
         assert not report.errors, report.errors
         db.session.remove()
     return app
@@ -208,6 +224,6 @@ def runner(app):
 def do_import(app, content: Path):
     """Import a folder in the app's context and return the report."""
     with app.app_context():
-        report = import_content(content, app.instance_path)
+        report = import_content(content, app.instance_path, **import_settings(app.config))
         db.session.remove()
         return report

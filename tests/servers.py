@@ -40,6 +40,7 @@ def nexus_env(instance: Path, content: Path, **extra: str) -> dict:
         NEXUS_INSTANCE_PATH=str(instance),
         NEXUS_CONTENT_DIR=str(content),
         NEXUS_SECRET_KEY="test-secret",
+        NEXUS_GIT_DATES="0",  # test folders are not git work trees: no warning about it in every output
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

@@ -21,8 +21,13 @@ def test_readme_documents_every_setting():
         ({"NEXUS_FOLDER_TAGS": "0"}, {"FOLDER_TAGS": False}),
         ({"NEXUS_FOLDER_TAGS": "yes"}, {"FOLDER_TAGS": True}),
         ({"NEXUS_PER_PAGE": "50"}, {"PER_PAGE": 50}),
+        ({"NEXUS_GIT_DATES": "0"}, {"GIT_DATES": False}),  # the documented way to turn git dates off
+        ({"NEXUS_MAX_ATTACHMENT_MB": "2.5"}, {"MAX_ATTACHMENT_MB": 2.5}),  # megabytes need not be whole
         ({"NEXUS_DATABASE_URL": "postgresql+psycopg://x/y"}, {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://x/y"}),
         ({"NEXUS_INSTANCE_PATH": "/srv/nexus"}, {}),  # read separately, before the app exists
+        ({"NEXUS_ALLOWED_HOSTS": " a.org, .b.org ,,"}, {"TRUSTED_HOSTS": ["a.org", ".b.org"]}),  # blanks dropped
+        ({"NEXUS_ALLOWED_HOSTS": ""}, {"TRUSTED_HOSTS": []}),  # empty: any host, as unset
+        ({"NEXUS_SEARCH_SLOTS": "0"}, {"SEARCH_SLOTS": 0}),  # no limit
         ({"UNRELATED": "1"}, {}),
     ],
 )
@@ -48,3 +53,20 @@ def test_zero_configuration_app_uses_sqlite_in_the_instance_folder(make_app, tmp
     app = make_app()
     if database_url is None:
         assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/instance/nexus.sqlite3"
+
+
+def test_import_settings_come_from_the_app_settings(make_app):
+    app = make_app(FOLDER_TAGS=False, GIT_DATES=True, MAX_ATTACHMENT_MB=2.5, MAX_RENDER_SECONDS=3)
+    assert config.import_settings(app.config) == {
+        "folder_tags": False,
+        "git_dates": True,
+        "max_attachment_bytes": 2_621_440,
+        "max_render_seconds": 3,
+        "max_render_mb": 512.0,
+        "follow_external_symlinks": False,
+    }
+
+
+def test_a_negative_attachment_cap_is_refused(make_app):
+    with pytest.raises(RuntimeError, match="NEXUS_MAX_ATTACHMENT_MB must be 0 or more"):
+        make_app(MAX_ATTACHMENT_MB=-1)

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -13,12 +14,15 @@ from pathlib import Path
 
 import pytest
 from werkzeug.http import http_date
+from werkzeug.test import EnvironBuilder
 
 from portal import caching, config, security
+from portal.generation import read_last_import
 from portal.importer import rebuild_index
 from portal.models import Entry, db
+from portal.search import store
 
-from .conftest import PROJECT_ROOT, do_import, write_entry
+from .conftest import CELERY, PROJECT_ROOT, do_import, write_entry
 
 # One URL of each kind of answer the site gives.
 PAGES = ["/", "/entries/technologies/celery", "/kinds/technology", "/tags/celery", "/search?q=celery", "/tags"]
@@ -158,7 +162,7 @@ def test_a_new_search_index_changes_validators(client, imported_app, content_dir
     from portal import importer
 
     with monkeypatch.context() as patch:
-        patch.setattr(importer, "rebuild_index", lambda *args, **kwargs: None)  # still building
+        patch.setattr(importer, "sync_index", lambda *args, **kwargs: None)  # still building
         write_entry(content_dir, "concepts/zeppelins.md", "# Zeppelins\n\nCelery on airships.\n")
         do_import(imported_app, content_dir)
     etag = client.get("/api/search?q=celery").headers["ETag"]
@@ -167,12 +171,14 @@ def test_a_new_search_index_changes_validators(client, imported_app, content_dir
         db.session.remove()
     response = client.get("/api/search?q=celery", headers={"If-None-Match": etag})
     assert response.status_code == 200 and response.get_json()["total"] == 4
-    # Rebuilding the same generation (`flask reindex`, another node) gives the same answers and validators.
+    # Rebuilding the same generation (`flask reindex`) is a new index: answers made without it,
+    # or with a broken one, must not be revalidated (see test_answers_without_a_usable_index...).
     etag = response.headers["ETag"]
     with imported_app.app_context():
         rebuild_index(imported_app.instance_path)
         db.session.remove()
-    assert client.get("/api/search?q=celery", headers={"If-None-Match": etag}).status_code == 304
+    response = client.get("/api/search?q=celery", headers={"If-None-Match": etag})
+    assert response.status_code == 200 and response.headers["ETag"] != etag
 
 
 def test_last_modified_is_the_last_import_or_release(client, imported_app):
@@ -408,7 +414,7 @@ def test_healthz_allows_a_fresh_import_time_to_build_its_index(client, imported_
     from portal import importer
     from portal.views import health
 
-    monkeypatch.setattr(importer, "rebuild_index", lambda *args, **kwargs: None)  # as if still building
+    monkeypatch.setattr(importer, "sync_index", lambda *args, **kwargs: None)  # as if still building
     write_entry(content_dir, "concepts/new.md", "# New\n\nJust committed.\n")
     do_import(imported_app, content_dir)
     body = client.get("/healthz").get_json()
@@ -523,6 +529,46 @@ def test_an_import_drops_the_answers_of_the_old_content(cached_app, content_dir)
     assert 0 < cache.size() < before
 
 
+def _rebuild_index(app):
+    with app.app_context():
+        rebuild_index(app.instance_path)
+        db.session.remove()
+
+
+def _suggested(client) -> list[str]:
+    return [s["slug"] for s in client.get("/api/suggest?q=cel").get_json()["suggestions"]]
+
+
+def test_answers_without_a_usable_index_are_never_kept(cached_app):
+    client, cache = cached_app.test_client(), cached_app.extensions["nexus.page_cache"]
+    live = store.live_index_dir(cached_app.instance_path)
+    shutil.rmtree(live)  # the index went missing: its link points nowhere
+    suggest = client.get("/api/suggest?q=cel")
+    assert suggest.status_code == 200 and suggest.get_json()["suggestions"] == []
+    assert suggest.headers["Cache-Control"] == "no-store" and "ETag" not in suggest.headers
+    assert client.get(f"/entries/{CELERY}").status_code == 200  # no related entries by content: not kept either
+    assert cache.stores == 0
+    _rebuild_index(cached_app)  # the same generation again
+    assert CELERY in _suggested(client)
+
+
+def test_an_index_rebuilt_for_the_same_generation_changes_the_cache_key(cached_app):
+    client, cache = cached_app.test_client(), cached_app.extensions["nexus.page_cache"]
+    broken = store.live_index_dir(cached_app.instance_path)
+    for toc in broken.glob("*.toc"):
+        toc.write_bytes(b"not an index")  # there, but it will not open
+    suggest = client.get("/api/suggest?q=cel")
+    assert suggest.get_json()["suggestions"] == [] and suggest.headers["Cache-Control"] == "no-store"
+    first = client.get(f"/entries/{CELERY}")
+    assert first.status_code == 200 and cache.stores == 1
+    _rebuild_index(cached_app)
+    rebuilt = store.live_index_dir(cached_app.instance_path)
+    assert rebuilt != broken and rebuilt.name.split(".")[1] == broken.name.split(".")[1]
+    again = client.get(f"/entries/{CELERY}", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 200 and again.headers["ETag"] != first.headers["ETag"]
+    assert CELERY in _suggested(client)
+
+
 def test_a_corrupt_cache_file_is_replaced_and_never_fails_a_request(cached_app, caplog):
     client = cached_app.test_client()
     first = client.get("/tags/celery")
@@ -566,3 +612,69 @@ def test_an_import_on_this_node_is_seen_at_once_and_another_nodes_within_the_int
     assert client.get("/entries/technologies/celery").headers["ETag"] == changed.headers["ETag"]
     watch._next_read = 0  # the interval has passed
     assert client.get("/entries/technologies/celery").headers["ETag"] != changed.headers["ETag"]
+
+
+# --- allowed hosts ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("allowed", "host", "status"),
+    [
+        ("wiki.example.org", "wiki.example.org", 200),  # the site's own name
+        ("wiki.example.org", "wiki.example.org:8443", 200),  # ports are ignored
+        ("wiki.example.org", "evil.example", 400),  # any other name
+        ("wiki.example.org", "wiki.example.org.evil.example", 400),  # a name that merely starts like it
+        ("wiki.example.org", "example.org", 400),  # nor is its parent domain
+        (".example.org", "wiki.example.org", 200),  # a leading dot allows subdomains...
+        (".example.org", "example.org", 200),  # ...and the domain itself
+        (".example.org", "badexample.org", 400),  # but not a name that ends in the same letters
+        ("wiki.example.org, 127.0.0.1", "127.0.0.1:8000", 200),  # a list: a health check by address
+        ("", "anything.example", 200),  # unset: every host, as before
+    ],
+)
+def test_allowed_hosts_answer_400_to_any_other_host(make_app, content_dir, allowed, host, status):
+    app = make_app(content_dir, TRUSTED_HOSTS=config.parse_list(allowed))
+    do_import(app, content_dir)
+    client = app.test_client()
+    for path in ["/", "/feed.atom", "/sitemap.xml", "/robots.txt", "/opensearch.xml", "/api/entries", "/healthz"]:
+        response = client.get(path, headers={"Host": host})
+        assert response.status_code == status, path
+        if status == 400:
+            text = response.get_data(as_text=True)
+            assert "not served under that host" in text and "evil" not in text, path
+
+
+def test_allowed_hosts_come_from_the_environment(monkeypatch, make_app, content_dir):
+    monkeypatch.setenv("NEXUS_ALLOWED_HOSTS", "wiki.example.org")
+    app = make_app(content_dir)
+    assert app.test_client().get("/", headers={"Host": "evil.example"}).status_code == 400
+
+
+def test_the_page_cache_never_answers_a_host_that_is_not_allowed(make_app, content_dir):
+    app = make_app(content_dir, PAGE_CACHE_MB=1, TRUSTED_HOSTS=["wiki.example.org"])
+    do_import(app, content_dir)
+    client = app.test_client()
+    good = client.get("/api/entries", headers={"Host": "wiki.example.org"})
+    assert good.status_code == 200 and "http://wiki.example.org/" in good.get_data(as_text=True)
+    # An answer stored for another host (say, before the setting was made) is never served for it.
+    cache = app.extensions["nexus.page_cache"]
+    environ = EnvironBuilder(path="/api/entries", headers={"Host": "evil.example"}).get_environ()
+    with app.app_context():
+        generation = app.extensions["nexus.generation"].current(read_last_import)
+    validators = caching.validators_for(app, environ, generation)
+    cache.put(validators.etag, "|".join(map(str, validators.state)), [("Content-Type", "text/plain")], b"forged")
+    assert cache.get(validators.etag) is not None
+    response = client.get("/api/entries", headers={"Host": "evil.example"})
+    assert response.status_code == 400 and b"forged" not in response.data
+
+
+def test_remembered_links_follow_the_path_prefix_each_request_has(make_app, content_dir):
+    # Templates' links are built once per process; a proxy's prefix (or none) is part of what they are kept by.
+    app = make_app(content_dir, TRUSTED_PROXIES=1)
+    do_import(app, content_dir)
+    client = app.test_client()
+    plain = client.get("/tags").get_data(as_text=True)
+    prefixed = client.get("/tags", headers={"X-Forwarded-Prefix": "/wiki"}).get_data(as_text=True)
+    again = client.get("/tags").get_data(as_text=True)
+    assert 'href="/tags/celery"' in plain and 'href="/tags/celery"' in again
+    assert 'href="/wiki/tags/celery"' in prefixed and 'href="/tags/celery"' not in prefixed

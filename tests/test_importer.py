@@ -59,41 +59,106 @@ def test_second_import_changes_nothing(app, content_dir):
     assert store.live_index_dir(app.instance_path) == live_before
 
 
-def test_changed_file_is_updated_and_reindexed(app, content_dir):
+REDIS_CHANGED = "---\ntitle: Redis 7\ntags: [redis]\n---\nNew text.\n"
+REDIS_BROKEN = "---\ntitle: [oops\n---\nBroken edit.\n"
+YAML_ERROR = "technologies/redis.md:2: invalid YAML front matter: expected ',' or ']', but got '<stream end>'"
+
+
+@pytest.mark.parametrize(
+    ("edits", "reported", "titles"),
+    [
+        pytest.param(
+            {"technologies/redis.md": REDIS_CHANGED},
+            {"updated": ["technologies/redis.md"]},
+            {"technologies/redis": "Redis 7"},
+            id="a changed file is updated",
+        ),
+        pytest.param(
+            {"notes/plain-note.md": None},
+            {"deleted": ["notes/plain-note.md"]},
+            {"notes/plain-note": None},
+            id="a removed file is deleted",
+        ),
+        pytest.param(
+            {"technologies/redis.md": REDIS_BROKEN},
+            {"errors": [YAML_ERROR], "updated": []},
+            {"technologies/redis": "Redis"},
+            id="a broken edit keeps the last good version",
+        ),
+        pytest.param(
+            {"technologies/redis.md": "---\ndraft: true\n---\nHidden.\n"},
+            {"deleted": ["technologies/redis.md"]},
+            {"technologies/redis": None},
+            id="marking an entry as a draft takes it down",
+        ),
+        pytest.param(
+            {"zz/other.md": "---\nslug: technologies/redis\n---\nImpostor.\n"},
+            {"errors": ["zz/other.md:2: duplicate slug 'technologies/redis' (also used by technologies/redis.md)"]},
+            {"technologies/redis": "Redis"},
+            id="a duplicate slug keeps the first owner",
+        ),
+        pytest.param(
+            {"technologies/redis.md": "---\ntitle: Redis\nslug: stores/redis\n---\nMoved.\n"},
+            # Entries linking to it are rendered again so their links follow the move.
+            {"updated": ["concepts/caching.md", "technologies/celery.md", "technologies/redis.md"]},
+            {"stores/redis": "Redis", "technologies/redis": None},
+            id="moving a slug frees the old one",
+        ),
+    ],
+)
+def test_a_second_import_follows_each_edit(app, content_dir, edits, reported, titles):
     do_import(app, content_dir)
-    write_entry(content_dir, "technologies/redis.md", "---\ntitle: Redis 7\ntags: [redis]\n---\nNew text.\n")
+    for relative, text in edits.items():
+        if text is None:
+            (content_dir / relative).unlink()
+        else:
+            write_entry(content_dir, relative, text)
     report = do_import(app, content_dir)
-    assert report.updated == ["technologies/redis.md"]
-    assert report.generation == 2 and report.indexed
-    found = entries(app)["technologies/redis"]
-    assert found.title == "Redis 7" and "New text." in found.html
-    assert store.check_index(app.instance_path) == (2, 5)
+    for name, expected in reported.items():
+        assert sorted(str(item) for item in getattr(report, name)) == sorted(expected), name
+    found = entries(app)
+    for slug, title in titles.items():
+        assert (found[slug].title if slug in found else None) == title, slug
+    # The search index follows the database: a new generation whenever something changed.
+    assert store.check_index(app.instance_path) == (report.generation, len(found))
+    assert report.generation == (2 if report.changed else 1)
 
 
-def test_removed_file_is_deleted_with_its_orphan_tags(app, content_dir):
+def test_a_changed_file_shows_its_new_text(app, content_dir):
+    do_import(app, content_dir)
+    write_entry(content_dir, "technologies/redis.md", REDIS_CHANGED)
+    do_import(app, content_dir)
+    assert "New text." in entries(app)["technologies/redis"].html
+
+
+def test_a_deleted_file_takes_its_orphan_tags_with_it(app, content_dir):
     do_import(app, content_dir)
     (content_dir / "notes/plain-note.md").unlink()
-    report = do_import(app, content_dir)
-    assert report.deleted == ["notes/plain-note.md"]
-    assert "notes/plain-note" not in entries(app)
-    assert "notes" not in tag_slugs(app)
-    assert store.check_index(app.instance_path)[1] == 4
-
-
-def test_broken_edit_keeps_the_last_good_version(app, content_dir):
     do_import(app, content_dir)
-    write_entry(content_dir, "technologies/redis.md", "---\ntitle: [oops\n---\nBroken edit.\n")
-    report = do_import(app, content_dir)
-    assert [str(e) for e in report.errors] == [
-        "technologies/redis.md:2: invalid YAML front matter: expected ',' or ']', but got '<stream end>'"
-    ]
-    found = entries(app)["technologies/redis"]
-    assert found.title == "Redis" and "Broken edit" not in found.html
-    # Fixing the file imports it normally.
+    assert "notes" not in tag_slugs(app)
+
+
+def test_fixing_a_broken_edit_imports_it(app, content_dir):
+    do_import(app, content_dir)
+    write_entry(content_dir, "technologies/redis.md", REDIS_BROKEN)
+    do_import(app, content_dir)
     write_entry(content_dir, "technologies/redis.md", "---\ntitle: Redis fixed\n---\nGood again.\n")
     report = do_import(app, content_dir)
     assert report.updated == ["technologies/redis.md"] and report.errors == []
     assert entries(app)["technologies/redis"].title == "Redis fixed"
+
+
+def test_links_follow_a_moved_slug(app, content_dir):
+    do_import(app, content_dir)
+    write_entry(content_dir, "technologies/redis.md", "---\ntitle: Redis\nslug: stores/redis\n---\nMoved.\n")
+    do_import(app, content_dir)
+    assert 'href="../stores/redis"' in entries(app)["technologies/celery"].html
+
+
+def test_a_new_draft_is_not_served(app, content_dir):
+    write_entry(content_dir, "drafts/wip.md", "---\ndraft: true\n---\nNot yet.\n")
+    do_import(app, content_dir)
+    assert "drafts/wip" not in entries(app)
 
 
 def test_bad_files_are_reported_and_the_rest_imports(app, content_dir):
@@ -113,16 +178,6 @@ def test_bad_files_are_reported_and_the_rest_imports(app, content_dir):
     assert len(report.added) == 5
 
 
-def test_duplicate_slug_keeps_the_first_owner(app, content_dir):
-    do_import(app, content_dir)
-    write_entry(content_dir, "zz/other.md", "---\nslug: technologies/redis\n---\nImpostor.\n")
-    report = do_import(app, content_dir)
-    assert [str(e) for e in report.errors] == [
-        "zz/other.md:2: duplicate slug 'technologies/redis' (also used by technologies/redis.md)"
-    ]
-    assert "Impostor" not in entries(app)["technologies/redis"].html
-
-
 def test_duplicate_slug_in_one_new_folder_keeps_the_first_path(app, tmp_path):
     root = tmp_path / "fresh"
     write_entry(root, "a/Note.md", "# One\n\nfirst\n")
@@ -130,27 +185,6 @@ def test_duplicate_slug_in_one_new_folder_keeps_the_first_path(app, tmp_path):
     report = do_import(app, root)
     assert report.added == ["a/Note.md"]
     assert [e.reason for e in report.errors] == ["duplicate slug 'a/note' (also used by a/Note.md)"]
-
-
-def test_moving_a_slug_frees_it(app, content_dir):
-    do_import(app, content_dir)
-    write_entry(content_dir, "technologies/redis.md", "---\ntitle: Redis\nslug: stores/redis\n---\nMoved.\n")
-    report = do_import(app, content_dir)
-    # Entries linking to it are rendered again so their links follow the move.
-    assert sorted(report.updated) == ["concepts/caching.md", "technologies/celery.md", "technologies/redis.md"]
-    found = entries(app)
-    assert "stores/redis" in found and "technologies/redis" not in found
-    assert 'href="../stores/redis"' in found["technologies/celery"].html
-
-
-def test_draft_entries_are_not_served(app, content_dir):
-    write_entry(content_dir, "drafts/wip.md", "---\ndraft: true\n---\nNot yet.\n")
-    do_import(app, content_dir)
-    assert "drafts/wip" not in entries(app)
-    # Marking a published entry as draft takes it down.
-    write_entry(content_dir, "technologies/redis.md", "---\ndraft: true\n---\nHidden.\n")
-    report = do_import(app, content_dir)
-    assert report.deleted == ["technologies/redis.md"]
 
 
 def test_links_backlinks_and_broken_link_warnings(app, content_dir):

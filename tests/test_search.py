@@ -14,9 +14,19 @@ from whoosh.filedb.filestore import RamStorage
 
 from portal import create_app, queries
 from portal.models import db
+from portal.search import engine, postings
 from portal.search.analysis import TextAnalyzer, make_schema
-from portal.search.engine import collect_results, run_search, suggest_titles
-from portal.search.parsing import MAX_QUERY_CHARS, MAX_QUERY_TERMS, WordPrefix, clean_query, parse
+from portal.search.engine import run_search, suggest_titles
+from portal.search.parsing import (
+    MAX_QUERY_CHARS,
+    MAX_QUERY_TERMS,
+    WordPrefix,
+    clean_query,
+    parse,
+    plan_query,
+    word_query,
+)
+from portal.search.postings import Evaluator, ResultCache
 
 from .conftest import BACKENDS, SAMPLE_ENTRIES, do_import, postgres_schema, write_entry
 
@@ -356,9 +366,10 @@ def test_every_match_is_counted_however_the_scores_rise():
     with ix.searcher() as searcher:
         q = parse(searcher.schema, "celery")
         everything = searcher.search(q, limit=None)
-        results = collect_results(searcher, q, None, 10, None, False)
-        assert len(results.docs()) == len(everything) == 30
-        assert [hit["slug"] for hit in results[:10]] == [hit["slug"] for hit in everything[:10]]
+        scores = Evaluator(searcher, ResultCache()).scores(q)
+        assert len(scores) == len(everything) == 30
+        best = sorted(scores, key=lambda docnum: (-scores[docnum], docnum))[:10]
+        assert [searcher.stored_fields(d)["slug"] for d in best] == [hit["slug"] for hit in everything[:10]]
 
 
 def test_facets_follow_filters(search_app):
@@ -721,3 +732,98 @@ def test_every_worker_reopens_once_after_an_import(imported_app, make_app, conte
     for app in (other, imported_app, other, imported_app):
         assert search(app, "celery").total == 4
     assert (first.opened, second.opened) == (before[0] + 1, before[1] + 1)
+
+
+# --- cost limits ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("q", ["*", "?*", "*?*", "celery *", "tag:*", "title:?*"])
+def test_a_query_that_would_read_everything_is_refused_with_advice(search_app, q):
+    outcome = search(search_app, q)
+    assert outcome.total == 0 and outcome.hits == []
+    assert "add at least one letter" in outcome.notice
+
+
+def test_a_prefix_that_expands_to_too_many_words_is_capped_and_says_so(search_app, monkeypatch):
+    monkeypatch.setattr(postings, "MAX_EXPANSION", 2)
+    monkeypatch.setattr(engine, "MAX_EXPANSION", 2)
+    capped = search(search_app, "c*")  # celery, caching, cache, cycle...: more than two words
+    assert "only the first 2 were searched" in capped.notice
+    assert capped.total > 0
+
+
+def test_a_search_past_its_time_budget_answers_with_what_it_found(search_app, monkeypatch):
+    monkeypatch.setattr(engine, "TIME_BUDGET_SECONDS", 0.0)
+    outcome = search(search_app, "celery OR redis OR zephyr OR caching")
+    assert "The search was cut after" in outcome.notice
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        "celery",
+        "celery redis",
+        '"background tasks"',
+        "celery -redis",
+        "celery NOT redis",
+        "celery OR terraform",
+        "tag:caching",
+        "title:redis",
+        "+celery redis",
+        "celery ANDMAYBE redis",
+        "docker-compose",
+        "k8s",
+    ],
+)
+def test_scores_are_whooshs_own(search_app, q):
+    # The evaluator reads postings itself; every match and every score must be what Whoosh gives.
+    pool = search_app.extensions["nexus.searchers"]
+    with search_app.app_context():
+        searcher, _, _ = pool.get()
+        parsed = plan_query(searcher.schema, q).strict
+        expected = {hit.docnum: hit.score for hit in searcher.search(parsed, limit=None)}
+        found = Evaluator(searcher, ResultCache()).scores(parsed)
+    assert found.keys() == expected.keys() and expected
+    assert all(abs(found[d] - expected[d]) < 1e-9 for d in expected)
+
+
+def test_a_prefix_ranks_its_matches_by_the_words_they_have(search_app):
+    # Scored as an OR of the words it expands to (Whoosh would give many prefix matches a flat 1).
+    outcome = search(search_app, "cach*")
+    assert outcome.hits[0].slug == CACHING  # "caching" in its title and tags
+    assert len({hit.score for hit in outcome.hits}) == len(outcome.hits)
+
+
+def test_deleted_documents_are_never_found():
+    ix = RamStorage().create_index(make_schema())
+    with ix.writer() as writer:
+        for n in range(5):
+            writer.add_document(slug=f"d{n}", title=f"zephyr {n}", body="zephyr text")
+    with ix.writer() as writer:
+        writer.delete_by_term("slug", "d2")
+    with ix.searcher() as searcher:
+        q = parse(searcher.schema, "zephyr")
+        found = Evaluator(searcher, ResultCache()).scores(q)
+        assert {searcher.stored_fields(d)["slug"] for d in found} == {"d0", "d1", "d3", "d4"}
+        assert found.keys() == {hit.docnum for hit in searcher.search(q, limit=None)}
+
+
+@pytest.mark.parametrize(
+    "word",
+    ["celery", "Celery", "postgres", "k8s", "select_related", "docker-compose", "N+1", "c++", "C#", "ci/cd",
+     "async/await", "café", "py", "drf", "1234", "v2", "erd", "caching"],
+)  # fmt: skip
+def test_a_plain_word_is_queried_as_the_parser_would(word):
+    # Plain words skip Whoosh's parser (a millisecond or two each); the query must be the same.
+    schema = make_schema()
+    assert word_query(schema, word) == parse(schema, word)
+
+
+def test_an_empty_index_answers_searches_and_related_entries(make_app, tmp_path):
+    # A site imported from an empty folder has an index without segments: pages still answer.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = make_app(empty)
+    do_import(app, empty)
+    assert search(app, "anything").total == 0
+    assert app.test_client().get("/search?q=anything").status_code == 200

@@ -64,7 +64,8 @@ def shipped(tmp_path_factory):
 def test_shipped_content_imports_without_errors_or_warnings(shipped):
     report, found = shipped
     assert [str(e) for e in report.errors] == []
-    assert report.warnings == []  # no broken links
+    # No broken links. (A checkout without its git history, as some CI systems make, warns about git dates.)
+    assert [warning for warning in report.warnings if not warning.startswith("git dates: ")] == []
     assert len(found) >= 29
 
 

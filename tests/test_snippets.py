@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from portal.search import snippets
 from portal.search.analysis import WORD_RE as SEARCH_WORD_RE
@@ -93,3 +95,27 @@ def test_search_words_are_matched_by_their_indexed_terms(text, terms, expected):
         return next((term for term in analyzer.word_terms(word) if term in terms), None)
 
     assert snippets.make(text, matched_term, SEARCH_WORD_RE) == expected
+
+
+VOCABULARY = ["celery", "Celery", "caching", "cached", "key", "keys", "day", "days", "docker-compose", "N+1", "c++",
+              "retries", "happy", "x", "select_related", "node.js", "ci/cd", "naïve", "über"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(VOCABULARY + ["and", "the", ",", ".", "\n"]), max_size=400),
+    picked=st.lists(st.sampled_from(VOCABULARY), min_size=1, max_size=3),
+)
+def test_looking_for_the_terms_finds_what_reading_every_word_finds(words, picked):
+    # The search's terms give substrings to look for; a stem may end differently from its word
+    # (`kei` for "key", `happi` for "happy"), and no match may be lost for it.
+    text = " ".join(words)
+    analyzer = TextAnalyzer()
+    terms = {term for word in picked for term in analyzer.word_terms(word)}
+
+    def matched_term(word):
+        return next((term for term in analyzer.word_terms(word) if term in terms), None)
+
+    hints = snippets.hints_for(terms)
+    everything = snippets.make(text, matched_term, SEARCH_WORD_RE)
+    assert snippets.make(text, matched_term, SEARCH_WORD_RE, hints) == everything

@@ -198,8 +198,6 @@ def make_schema():
     )
 
 
-#: Bump when the schema or the analysis changes: an index of another version is rebuilt, never updated.
-SCHEMA_VERSION = 3
 #: A page with at least this many links to other notes, and a link for every this many words or
 #: fewer, is an index of the collection (a README listing every note), not an answer.
 HUB_MIN_LINKS = 20

@@ -10,6 +10,7 @@ shown and the other is offered. Queries with operators keep their strict meaning
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 from collections import Counter
@@ -19,8 +20,9 @@ from itertools import chain
 from whoosh import query
 
 from . import snippets
-from .analysis import WORD_PATTERN, WORD_RE, TextAnalyzer
-from .parsing import MAX_QUERY_CHARS, QueryPlan, analyze_terms, build_filter, clean_query, plan_query
+from .analysis import WORD_RE, TextAnalyzer
+from .parsing import MAX_QUERY_CHARS, QueryPlan, analyze_terms, build_filter, clean_query, plan_query, too_broad
+from .postings import MAX_EXPANSION, Deadline, Evaluator, ResultCache
 from .searchers import SearcherPool
 from .spelling import Vocabulary, best_correction
 from .store import IndexUnavailable, check_index
@@ -37,6 +39,8 @@ SORTS = ("relevance", "newest", "title")
 RELAX_BELOW = 10
 #: The share of the query's weight a partial match must cover (lowered until something matches).
 MIN_COVERAGE = 0.5
+#: Seconds a search may spend matching; after that it answers with what it found, and says so.
+TIME_BUDGET_SECONDS = 1.0
 
 
 @dataclass
@@ -103,11 +107,11 @@ class _Request:
     """The parameters of one search, shared by every ranking it tries."""
 
     searcher: object
-    doc_tags: dict
-    scope: frozenset[int] | None
-    filter: object
+    evaluator: Evaluator
+    scope: frozenset[int] | None  # documents the tag and kind filters allow (None: all)
     limit: int
     sort: str
+    sort_keys: dict | None = None  # docnum -> sort key, for sort=newest|title
     hubs: frozenset[int] = frozenset()  # pages that list other notes: never a full match when relaxing
 
 
@@ -127,15 +131,22 @@ def run_search(
 ) -> SearchOutcome:
     """Search, relax or correct when that finds more, count facets over all matches, and highlight the page."""
     text, notice = clean_query(raw_query)
-    searcher, doc_tags, generation = pool.get()
+    searcher, doc_tags, _generation = pool.get()
+    cache = pool.cache()
+    evaluator = Evaluator(searcher, _results(cache), Deadline(TIME_BUDGET_SECONDS))
     filt = build_filter(tags_all, tags_any, tags_not, kind)
-    scope = frozenset(searcher.docs_for_query(filt)) if filt is not None else None
-    request = _Request(searcher, doc_tags, scope, filt, page * per_page, sort, _hubs(pool, generation))
+    scope = evaluator.docs(filt) if filt is not None else None
+    sort_keys = _sort_keys(searcher, cache, sort) if sort != "relevance" else None
+    request = _Request(searcher, evaluator, scope, page * per_page, sort, sort_keys, _hubs(cache, evaluator))
     plan = plan_query(searcher.schema, text)
+    broad = too_broad(plan.strict) if plan.strict is not None else None
+    if broad:
+        outcome = SearchOutcome(query=text, hits=[], total=0, page=page, per_page=per_page, notice=broad)
+        return outcome
     ranking = _rank(request, plan)
     corrected = suggestion = None
-    if correct and text:
-        fixed = _correct(request, plan, _vocabulary(pool, generation).bind(searcher.reader()))
+    if correct and text and not evaluator.deadline.cut:
+        fixed = _correct(request, plan, _vocabulary(cache, searcher).bind(searcher.reader()))
         if fixed is not None:
             other = _rank(request, fixed)
             if other.hits and other.quality > ranking.quality:
@@ -144,29 +155,53 @@ def run_search(
                 suggestion = fixed.text
     outcome = _outcome(text, ranking, page, per_page, doc_tags)
     outcome.corrected, outcome.suggestion, outcome.ignored = corrected, suggestion, plan.ignored
-    outcome.notice = notice
+    outcome.notice = " ".join(filter(None, [notice, *_limits_said(evaluator)])) or None
     if texts is not None and outcome.hits:
         _add_snippets(searcher, outcome, texts)
     return outcome
 
 
-def _vocabulary(pool: SearcherPool, generation) -> Vocabulary:
+def _limits_said(evaluator: Evaluator) -> list[str]:
+    """What the page should say when a limit changed the answer."""
+    said = []
+    if evaluator.capped:
+        names = ", ".join(sorted(evaluator.capped))
+        said.append(f"{names} matched more than {MAX_EXPANSION} words: only the first {MAX_EXPANSION} were searched.")
+    if evaluator.deadline.cut:
+        said.append(f"The search was cut after {TIME_BUDGET_SECONDS:g} s: these are the entries found until then.")
+    return said
+
+
+def _results(cache: dict) -> ResultCache:
+    """The index's cache of scored terms and query parts, shared by this worker's threads."""
+    if "results" not in cache:
+        cache["results"] = ResultCache()
+    return cache["results"]
+
+
+def _vocabulary(cache: dict, searcher) -> Vocabulary:
     """This index's spelling vocabulary, read once per worker and index."""
-    cache = pool.cache_for(generation)
     if "vocabulary" not in cache:
-        searcher, _, _ = pool.get()
         cache["vocabulary"] = Vocabulary(searcher.reader())
     return cache["vocabulary"]
 
 
-def _hubs(pool: SearcherPool, generation) -> frozenset[int]:
+def _hubs(cache: dict, evaluator: Evaluator) -> frozenset[int]:
     """Document numbers of the index's hub pages (see `analysis.is_hub`), found once per worker and index."""
-    cache = pool.cache_for(generation)
     if "hubs" not in cache:
-        searcher, _, _ = pool.get()
-        hub = searcher.schema["hub"] if "hub" in searcher.schema.names() else None
-        cache["hubs"] = frozenset(searcher.docs_for_query(query.Term("hub", True))) if hub else frozenset()
+        has_hubs = "hub" in evaluator.schema.names()
+        cache["hubs"] = evaluator.docs(query.Term("hub", True)) if has_hubs else frozenset()
     return cache["hubs"]
+
+
+def _sort_keys(searcher, cache: dict, sort: str) -> dict:
+    """docnum -> the value a sort orders by (newest: the date; title: the title), read once per index."""
+    fieldname = "date" if sort == "newest" else "title_sort"
+    key = ("sort", fieldname)
+    if key not in cache:
+        column = searcher.reader().column_reader(fieldname)
+        cache[key] = {docnum: column[docnum] for docnum in range(searcher.doc_count_all())}
+    return cache[key]
 
 
 def _outcome(text: str, ranking: _Ranking, page: int, per_page: int, doc_tags: dict) -> SearchOutcome:
@@ -188,78 +223,95 @@ def _outcome(text: str, ranking: _Ranking, page: int, per_page: int, doc_tags: d
 def _rank(request: _Request, plan: QueryPlan) -> _Ranking:
     """The plan's matches: strict for explicit queries and single words, relaxed when full matches are few."""
     if plan.strict is None:
-        return _Ranking(hits=[], total=0, full=0, matched=frozenset(), terms=frozenset())
-    if plan.explicit or len(plan.units) < 2:
-        return _rank_strict(request, plan.strict, text=plan.text)
-    searcher = request.searcher
-    docs = [_scoped(frozenset(searcher.docs_for_query(unit.query)), request.scope) for unit in plan.units]
-    full = frozenset.intersection(*docs)
-    if len(full - request.hubs) >= RELAX_BELOW:
-        return _rank_strict(request, plan.strict, matched=full)
-    if not any(docs):
         return _empty()
-    return _rank_relaxed(request, plan, docs, full - request.hubs)
+    evaluator = request.evaluator
+    if plan.explicit or len(plan.units) < 2:
+        try:
+            scores = evaluator.scores(plan.strict)
+        except Exception:  # noqa: BLE001 - a query the index refuses (a range over a field without
+            # ranges, say) falls back to its plain words, like a query the parser refuses.
+            plain = plan_query(request.searcher.schema, " ".join(WORD_RE.findall(plan.text)))
+            return _empty() if plain.explicit or plain.strict is None else _rank(request, plain)
+        return _ranked(request, _scoped(scores, request.scope), plan.strict)
+    units = [_scoped(evaluator.scores(unit.query), request.scope) for unit in plan.units]
+    smallest = min(units, key=len)
+    full = set(smallest).intersection(*(u.keys() for u in units if u is not smallest))
+    if len(full - request.hubs) >= RELAX_BELOW:
+        # Scored as Whoosh scores an AND: the sum of its parts.
+        return _ranked(request, {d: sum(u[d] for u in units) for d in full}, plan.strict)
+    if not any(units):
+        return _empty()
+    return _rank_relaxed(request, plan, units, frozenset(full - request.hubs))
 
 
-def _scoped(docs: frozenset[int], scope: frozenset[int] | None) -> frozenset[int]:
-    return docs if scope is None else docs & scope
+def _scoped(scores: dict, scope: frozenset[int] | None) -> dict:
+    """The scores of the documents the filters allow."""
+    if scope is None:
+        return scores
+    if len(scope) < len(scores):
+        return {d: scores[d] for d in scope if d in scores}
+    return {d: s for d, s in scores.items() if d in scope}
 
 
-def _rank_strict(request: _Request, q, matched: frozenset[int] | None = None, text: str | None = None) -> _Ranking:
-    """Every match of one query, ranked by BM25F (or sorted by a field); the top `limit` kept."""
-    searcher = request.searcher
-    sortedby, reverse = {"newest": ("date", True), "title": ("title_sort", False)}.get(request.sort, (None, False))
-    try:
-        results = collect_results(searcher, q, request.filter, request.limit, sortedby, reverse, every=matched is None)
-    except Exception:  # noqa: BLE001 - a query the index refuses (`"a, b"` or `spell:"a b"`: a phrase
-        # on a field without positions; `date:"x y"`: no date) falls back to plain terms, like a parse error.
-        plain = plan_query(searcher.schema, " ".join(re.findall(WORD_PATTERN, text or ""))).strict
-        return _rank_strict(request, plain) if plain is not None and text else _empty()
-    every = matched if matched is not None else results.docs()
-    # Sorted by a field, Whoosh puts that field's sort key in `hit.score`: relevance is then unknown.
-    hits = [
-        Hit(slug=hit["slug"], score=float(hit.score or 0.0) if sortedby is None else 0.0, docnum=hit.docnum)
-        for hit in results[: request.limit]
-    ]
-    return _Ranking(hits=hits, total=len(every), full=len(every), matched=every, terms=_body_terms(searcher, q))
+def _ranked(request: _Request, scores: dict, q) -> _Ranking:
+    """Every match of one query, the best `limit` first by score (or by a field), with their slugs."""
+    if request.sort_keys is None:
+        best = heapq.nlargest(request.limit, scores.items(), key=lambda pair: (pair[1], -pair[0]))
+        top = [(docnum, score) for docnum, score in best]
+    else:
+        top = [(docnum, 0.0) for docnum in _by_field(request, scores)[: request.limit]]
+    stored = request.searcher.stored_fields
+    hits = [Hit(slug=stored(docnum)["slug"], score=float(score), docnum=docnum) for docnum, score in top]
+    matched = frozenset(scores)
+    return _Ranking(hits=hits, total=len(matched), full=len(matched), matched=matched, terms=_body_terms(request, q))
+
+
+def _by_field(request: _Request, docnums) -> list[int]:
+    """Documents newest first, or by title (ties by document number, as Whoosh's sort)."""
+    keys = request.sort_keys
+    if request.sort == "newest":
+        return sorted(docnums, key=lambda d: (keys[d], -d), reverse=True)
+    return sorted(docnums, key=lambda d: (keys[d], d))
 
 
 def _empty() -> _Ranking:
     return _Ranking(hits=[], total=0, full=0, matched=frozenset(), terms=frozenset())
 
 
-def _rank_relaxed(request: _Request, plan: QueryPlan, docs: list[frozenset[int]], full: frozenset[int]) -> _Ranking:
+def _rank_relaxed(request: _Request, plan: QueryPlan, units: list[dict], full: frozenset[int]) -> _Ranking:
     """Full matches first, then entries covering most of the query's weight (rare words weigh more)."""
-    searcher = request.searcher
-    total_docs = max(1, searcher.doc_count())
+    total_docs = max(1, request.searcher.doc_count_all())
     # A word no entry has cannot be matched: it takes no part in the share of the query covered.
-    weights = [math.log(1 + total_docs / len(d)) if d else 0.0 for d in docs]
+    weights = [math.log(1 + total_docs / len(u)) if u else 0.0 for u in units]
     coverage: Counter = Counter()
-    for weight, matches in zip(weights, docs, strict=True):
-        for docnum in matches:
+    scores: dict[int, float] = {}
+    for weight, matches in zip(weights, units, strict=True):
+        for docnum, score in matches.items():
             coverage[docnum] += weight
+            scores[docnum] = scores.get(docnum, 0.0) + score  # as Whoosh scores an OR of the words
     whole = sum(weights)
     share = {docnum: value / whole for docnum, value in coverage.items()}
     candidates = _candidates(share, min(w for w in weights if w) / whole)
-    scores = _bm25(searcher, query.Or([unit.query for unit in plan.units]), candidates)
-    if request.sort == "relevance":
+    if request.sort_keys is None:
         # BM25F weighs rare words, titles and tags and discounts long pages; the share covered
         # weighs how much of the query a page answers.
-        order = sorted(candidates, key=lambda d: (d not in full, -scores.get(d, 0.0) * share[d], d))
+        order = sorted(candidates, key=lambda d: (d not in full, -scores[d] * share[d], d))
     else:
-        order = _sorted_by_field(searcher, candidates, full, request.sort)
+        by_field = _by_field(request, candidates)
+        order = sorted(by_field, key=lambda d: d not in full)  # stable: the field's order within each group
     hits = []
+    stored = request.searcher.stored_fields
     for docnum in order[: request.limit]:
-        missing = [unit.text for unit, matches in zip(plan.units, docs, strict=True) if docnum not in matches]
-        slug = searcher.stored_fields(docnum)["slug"]
-        score = scores.get(docnum, 0.0) * share[docnum] if request.sort == "relevance" else 0.0
-        hits.append(Hit(slug, score, docnum, missing=missing, coverage=share[docnum] if missing else 1.0))
+        missing = [unit.text for unit, matches in zip(plan.units, units, strict=True) if docnum not in matches]
+        score = scores[docnum] * share[docnum] if request.sort_keys is None else 0.0
+        coverage_of = share[docnum] if missing else 1.0
+        hits.append(Hit(stored(docnum)["slug"], score, docnum, missing=missing, coverage=coverage_of))
     return _Ranking(
         hits=hits,
         total=len(candidates),
         full=len(full),
         matched=frozenset(candidates),
-        terms=_body_terms(searcher, plan.strict),
+        terms=_body_terms(request, plan.strict),
         relaxed=len(candidates) > len(full),
     )
 
@@ -274,78 +326,44 @@ def _candidates(share: dict[int, float], smallest: float) -> set[int]:
         threshold = max(threshold / 2, smallest)
 
 
-def _bm25(searcher, q, docnums: set[int]) -> dict[int, float]:
-    """BM25F scores of `q` for the given documents only."""
-    results = searcher.search(q, filter=docnums, limit=None)
-    return {hit.docnum: hit.score for hit in results}
-
-
-def _sorted_by_field(searcher, candidates, full, sort: str) -> list[int]:
-    """Full matches, then the rest, each newest first or by title."""
-    fieldname, reverse = ("date", True) if sort == "newest" else ("title_sort", False)
-    column = searcher.reader().column_reader(fieldname)
-    ordered = sorted(candidates, key=lambda d: column[d], reverse=reverse)
-    return sorted(ordered, key=lambda d: d not in full)  # stable: keeps the field order within each group
-
-
-def collect_results(searcher, q, filt, limit: int, sortedby, reverse: bool, *, every: bool = True):
-    """Whoosh results for one query: sorted by a field, or the best `limit` by score.
-
-    For the best by score Whoosh skips documents that cannot reach the top, then runs the query
-    again, unscored, when asked for every match (`Results.docs()`, for the total and facets).
-    Matching a phrase costs most in that second run, so a query with a phrase is scored whole in
-    one pass instead: at 10,000 entries that made phrase searches a third faster. For words the
-    pruning wins. `every=False`: the caller knows every match already; only the best are wanted.
-    """
-    if sortedby is None and (not every or not any(isinstance(leaf, query.Phrase) for leaf in q.leaves())):
-        return searcher.search(q, filter=filt, limit=limit)
-    return searcher.search(q, filter=filt, limit=None, sortedby=sortedby, reverse=reverse)
-
-
-def _body_terms(searcher, q) -> frozenset[str]:
+def _body_terms(request: _Request, q) -> frozenset[str]:
     """The body-field terms of a query (prefixes expanded), for snippets.
 
     Not Whoosh's `existing_terms`: its loop variable overwrites its `fieldname` argument, so it
     skips the leaves of every field but the first.
     """
-    reader = searcher.reader()
+    reader = request.searcher.reader()
     found = set()
     for leaf in q.leaves():
         if leaf.field() != "body":
             continue
         try:
             terms = leaf.expanded_terms(reader, phrases=True)
-        except Exception:  # noqa: BLE001, S112 - a leaf the index refuses has no terms to mark
-            continue
+        except Exception:  # noqa: BLE001, S112  # nosec B112
+            continue  # a leaf the index refuses has no terms to mark
         found.update(text.decode() if isinstance(text, bytes) else text for _, text in terms)
     return frozenset(found)
 
 
 def _correct(request: _Request, plan: QueryPlan, vocabulary: Vocabulary) -> QueryPlan | None:
     """The plan with each unknown word replaced by its best correction, or None if none changed."""
-    searcher = request.searcher
-    schema = searcher.schema
-    reader = searcher.reader()
+    schema = request.searcher.schema
+    reader = request.searcher.reader()
     words = _correctable_words(plan)
     replaced = {}
     for word in words:
         if vocabulary.knows(word):
             continue
-        others = [w for w in words if w != word and vocabulary.knows(w)]
-        others_docs = _docs_of_words(searcher, schema, others)
-        if others_docs is not None:
-            others_docs -= request.hubs  # a page listing every note has every word: no evidence
+        others = _docs_of_words(request, [w for w in words if w != word and vocabulary.knows(w)])
+        if others is not None:
+            others -= request.hubs  # a page listing every note has every word: no evidence
 
-        def finds_with_others(candidate, others_docs=others_docs):
-            if others_docs is None:
-                return True
-            return bool(_docs_of_words(searcher, schema, [candidate]) & others_docs)
+        def finds_with_others(candidate, others=others):
+            return others is None or bool(_docs_of_words(request, [candidate]) & others)
 
         def in_titles_or_tags(candidate):
             terms = analyze_terms(schema, "title", candidate)
-            return bool(
-                (terms and reader.doc_frequency("title", terms[0])) or reader.doc_frequency("tags", candidate)
-            )
+            return bool((terms and reader.doc_frequency("title", terms[0])) or reader.doc_frequency("tags", candidate))
 
         fix = best_correction(
             vocabulary, word, finds_with_others=finds_with_others, in_titles_or_tags=in_titles_or_tags
@@ -366,21 +384,21 @@ def _correctable_words(plan: QueryPlan) -> list[str]:
     return [unit.text for unit in plan.units if unit.correctable]
 
 
-def _docs_of_words(searcher, schema, words: list[str]) -> frozenset[int] | None:
+def _docs_of_words(request: _Request, words: list[str]) -> frozenset[int] | None:
     """Entries that have every one of the words (None for no words)."""
     if not words:
         return None
     found = None
     for word in words:
-        q = plan_query(schema, word).strict
-        docs = frozenset(searcher.docs_for_query(q)) if q is not None else frozenset()
+        q = plan_query(request.searcher.schema, word).strict
+        docs = request.evaluator.docs(q) if q is not None else frozenset()
         found = docs if found is None else found & docs
     return found
 
 
-def count_tags(doc_tags: dict, docnums) -> Counter:
+def count_tags(doc_tags: list, docnums) -> Counter:
     """Tag counts over matched documents, from the worker's in-memory table (C-speed counting)."""
-    # Every matched document has an entry in doc_tags: the index is built whole, never edited.
+    # Every document, deleted or not, has a row in doc_tags (see SearcherPool._doc_tags).
     return Counter(chain.from_iterable(map(doc_tags.__getitem__, docnums)))
 
 
@@ -395,10 +413,11 @@ def _add_snippets(searcher, outcome: SearchOutcome, texts) -> None:
             found[word] = next((term for term in terms_of(word) if term in query_terms), None)
         return found[word]
 
+    hints = snippets.hints_for(query_terms)
     bodies = texts([hit.slug for hit in outcome.hits])
     for hit in outcome.hits:
         body = bodies.get(hit.slug, "")
-        hit.snippet = snippets.make(body, matched_term, WORD_RE) if body and query_terms else ""
+        hit.snippet = snippets.make(body, matched_term, WORD_RE, hints) if body and hints else ""
 
 
 def _word_terms(analyzer):
@@ -424,9 +443,11 @@ def suggest_titles(pool: SearcherPool, raw: str, limit: int = 8) -> list[str]:
 
 def more_like(pool: SearcherPool, slug: str, text: str, limit: int = 5) -> list[str]:
     """Slugs of entries whose bodies resemble this one's (Whoosh's more-like-this), cached per index."""
-    searcher, _, generation = pool.get()
-    cache = pool.cache_for(generation)
-    key = ("more_like", slug, limit)
+    searcher, _, _generation = pool.get()
+    cache = pool.cache().setdefault("more_like", {})
+    if len(cache) > 4096:
+        cache.clear()
+    key = (slug, limit)
     if key not in cache:
         docnum = searcher.document_number(slug=slug)
         if docnum is None or not text.strip():

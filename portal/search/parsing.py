@@ -19,6 +19,7 @@ from whoosh.qparser import FieldAliasPlugin, MultifieldParser, PlusMinusPlugin
 
 from ..aliases import ALIASES
 from .analysis import SEARCH_FIELDS, SPLIT_RE, WORD_PATTERN, WORD_RE, TextAnalyzer, compound_parts
+from .internals import FilteredPrefix, is_null
 
 MAX_QUERY_CHARS = 500
 MAX_QUERY_TERMS = 32
@@ -119,14 +120,55 @@ def _units(schema, words: list[str]):
                 break
         else:
             word = words[at]
-            yield Unit(word, parse(schema, word), correctable=word.isalpha() and len(word) >= 3)
+            yield Unit(word, word_query(schema, word), correctable=word.isalpha() and len(word) >= 3)
             at += 1
+
+
+_WORD_QUERIES: dict[str, query.Query | None] = {}
+
+
+def word_query(schema, word: str):
+    """One plain word in every search field, with its aliases: what `parse` gives for it, without the parser.
+
+    Whoosh's parser costs a millisecond or two per word; a plain word needs none of it. The
+    queries of words already seen are kept (a few thousand; the schema never changes).
+    """
+    if word in _WORD_QUERIES:
+        return _WORD_QUERIES[word]
+    parts = []
+    for fieldname in SEARCH_FIELDS:
+        terms = analyze_terms(schema, fieldname, word)
+        if len(terms) > 1:  # a word the analyzer splits: the parser knows how to join its pieces
+            return parse(schema, word)
+        parts.extend(query.Term(fieldname, term) for term in terms if term)
+    q = (parts[0] if len(parts) == 1 else query.Or(parts)) if parts else None
+    q = expand_aliases(q, schema) if q is not None else None
+    if len(_WORD_QUERIES) > 4096:
+        _WORD_QUERIES.clear()
+    _WORD_QUERIES[word] = q
+    return q
 
 
 @functools.cache
 def _multiword_names() -> frozenset[str]:
     """Alias names of several words, which a plain query matches as phrases."""
     return frozenset(name.lower() for group in ALIASES for name in group if " " in name)
+
+
+#: Letters a prefix or wildcard needs besides `*` and `?`: fewer would read most of the index.
+MIN_PATTERN_LETTERS = 1
+
+
+def too_broad(q) -> str | None:
+    """Why a query would read most of the index (a bare `*` or `?*`), with how to narrow it; None if it is fine."""
+    for leaf in q.leaves() if not q.is_leaf() else [q]:
+        if isinstance(leaf, query.Every):
+            return "“*” alone matches every entry: add at least one letter before the star, like “redi*”."
+        if isinstance(leaf, query.Wildcard | query.Prefix):
+            letters = len(re.sub(r"[*?]", "", leaf.text))
+            if letters < MIN_PATTERN_LETTERS:
+                return f"“{leaf.text}” matches almost every word: add at least one letter, like “redi*”."
+    return None
 
 
 def strip_function_words(text: str) -> tuple[str, list[str]]:
@@ -158,7 +200,7 @@ def parse(schema, text: str):
         parsed = parser.parse(text)
     except Exception:  # noqa: BLE001 - user input must never raise
         parsed = None
-    if parsed is None or parsed is query.NullQuery or isinstance(parsed, query.qcore._NullQuery):
+    if is_null(parsed):
         parsed = None
     if parsed is None or _has_error(parsed):
         text = " ".join(re.findall(WORD_PATTERN, text))
@@ -166,12 +208,12 @@ def parse(schema, text: str):
             parsed = parser.parse(text) if text else None
         except Exception:  # noqa: BLE001
             parsed = None
-    if parsed is None or isinstance(parsed, query.qcore._NullQuery):
+    if is_null(parsed):
         return None
     return expand_aliases(split_phrase_compounds(word_prefixes(parsed), schema, text), schema)
 
 
-class WordPrefix(query.Prefix):
+class WordPrefix(FilteredPrefix):
     """`load*`: the words that start with `load`, not also every compound that does (`load_event`).
 
     In text fields a compound's parts are indexed as well, so its first part already matches the
@@ -180,12 +222,11 @@ class WordPrefix(query.Prefix):
     does a prefix on a field that keeps compounds whole (tags).
     """
 
-    def _btexts(self, ixreader):
-        words = super()._btexts(ixreader)
+    def keep(self, word: str, ixreader) -> bool:
         field = ixreader.schema[self.fieldname] if self.fieldname in ixreader.schema else None  # noqa: SIM401 - Schema has no get()
         if SPLIT_RE.search(self.text) or not isinstance(getattr(field, "analyzer", None), TextAnalyzer):
-            return words
-        return (word for word in words if len(compound_parts(word.decode())) < 2)
+            return True
+        return len(compound_parts(word)) < 2
 
 
 def word_prefixes(q):

@@ -1,6 +1,9 @@
 """One open searcher per worker thread, reopened only when a new index is swapped in.
 
 Never `Searcher.refresh()`: whoosh-reloaded 2.7.5 returns deleted and duplicate documents after it.
+A reopen after an incremental update reads the stored tags of the new segments only: the tags
+of a segment never change (deletions are kept apart, in the TOC), so each process keeps them
+per segment.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import OrderedDict
+from pathlib import Path
 
 from whoosh import scoring
 
@@ -25,14 +30,26 @@ class SearcherPool:
         self.opened = 0  # how many times this process opened an index (for tests and benchmarks)
         self._open: list = []  # (searcher, index) of every thread, so that close() reaches them all
         self._open_lock = threading.Lock()
-        self._cache: dict = {}
-        self._cache_generation = None
+        self._caches: OrderedDict[Path, dict] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._segment_tags: dict[str, list] = {}  # segment id -> tags of each of its documents
 
-    def cache_for(self, generation) -> dict:
-        """A small per-process cache that is emptied whenever the index generation changes."""
-        if generation != self._cache_generation or len(self._cache) > 4096:
-            self._cache, self._cache_generation = {}, generation
-        return self._cache
+    def cache(self) -> dict:
+        """A per-process cache for the index this thread's searcher reads, shared by the worker's threads.
+
+        Keyed by the index directory, not its generation: what is kept (scored document numbers,
+        hub pages, the spelling vocabulary) belongs to one index, and an index can be replaced under
+        the same generation (merged segments renumber documents). The two most recent are kept, as
+        a thread may still read the previous index for a moment.
+        """
+        directory = self._local.directory
+        with self._cache_lock:
+            found = self._caches.get(directory)
+            if found is None:
+                found = self._caches[directory] = {}
+                while len(self._caches) > 2:
+                    self._caches.popitem(last=False)
+            return found
 
     def get(self):
         """The current searcher, reopening it if the live index was swapped."""
@@ -53,11 +70,34 @@ class SearcherPool:
             state.searcher = ix.searcher(weighting=scoring.BM25F())
             state.index, state.directory, state.pid = ix, directory, os.getpid()
             state.generation = index_generation(directory)
-            state.tags = _load_doc_tags(state.searcher)
+            state.tags = self._doc_tags(state.searcher.reader())
             self.opened += 1
             with self._open_lock:
                 self._open.append((state.searcher, ix))
         return state.searcher, state.tags, state.generation
+
+    def _doc_tags(self, reader) -> list:
+        """Tag slugs per document number of `reader`, for facet counts, read only for segments not seen before.
+
+        A multi-segment reader numbers documents segment after segment (`leaf_readers` gives each
+        segment's offset), so the table is the segments' tables end to end. Deleted documents keep
+        their row: they never match, and the numbering stays that of the segment.
+        """
+        leaves = [
+            (leaf.segment().segment_id(), leaf, offset)
+            for leaf, offset in reader.leaf_readers()
+            if getattr(leaf, "segment", lambda: None)() is not None  # an empty index's reader has no segment
+        ]
+        with self._open_lock:
+            known = self._segment_tags
+            tables = {
+                segment: known[segment] if segment in known else _segment_tags(leaf) for segment, leaf, _ in leaves
+            }
+            self._segment_tags = tables  # the newest index's segments: older ones are not opened again
+        doc_tags: list = []
+        for segment, _leaf, offset in leaves:
+            doc_tags[offset:] = tables[segment]
+        return doc_tags
 
     def close(self) -> None:
         """Close every thread's searcher and its open files (an app being thrown away)."""
@@ -85,10 +125,10 @@ def _close_quietly(searcher, ix) -> None:
         log.debug("closing an old searcher failed", exc_info=True)
 
 
-def _load_doc_tags(searcher):
-    """Tag slugs per document number, kept in memory for fast facet counts."""
-    tags = {}
-    for docnum, stored in searcher.reader().iter_docs():
-        value = stored.get("tags") or ""
-        tags[docnum] = tuple(value.split(",")) if value else ()
+def _segment_tags(segment_reader) -> list:
+    """Tag slugs of every document of one segment, deleted or not, in document order."""
+    tags = []
+    for docnum in range(segment_reader.doc_count_all()):
+        value = segment_reader.stored_fields(docnum).get("tags") or ""
+        tags.append(tuple(value.split(",")) if value else ())
     return tags

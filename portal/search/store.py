@@ -1,31 +1,43 @@
-"""The index on disk: built aside from documents, swapped in atomically, checked and opened.
+"""The index on disk: built aside from documents or updated aside from the live one, swapped in atomically, checked and opened.
 
-Only the importer builds; every other caller reads. The live index is a symlink
-(`<instance>/index`) to a directory built aside; swapping the symlink is atomic, so a reader
-sees the old index or the new one, never half of one.
+Only the importer and this node's index sync write (one at a time, under the import lock);
+every other caller reads. The live index is a symlink (`<instance>/index`) to a directory
+built aside; swapping the symlink is atomic, so a reader sees the old index or the new one,
+never half of one. An incremental update writes a new directory too, of hard links to the
+live one's files plus what changed, so the live directory is never written.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
+import hashlib
 import logging
 import os
 import shutil
 import uuid
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
+import whoosh
 from whoosh import index
 from whoosh.filedb.filestore import FileStorage
+from whoosh.writing import MERGE_SMALL
 
-from ..generation import read_generation, write_generation
-from .analysis import SCHEMA_VERSION, make_schema
+from ..generation import GENERATION_FILE, read_generation, write_generation
+from . import analysis
+from .analysis import make_schema
 
 log = logging.getLogger(__name__)
 
 INDEX_LINK = "index"
-#: Names the schema version an index directory was built with (see analysis.SCHEMA_VERSION).
-SCHEMA_FILE = "schema"
+#: The file in each index directory that names the analysis it was written with (see `analysis_fingerprint`).
+FINGERPRINT_FILE = "analysis"
+#: Files of an index directory an update must not share with the live one: Whoosh's lock files
+#: (`MAIN_WRITELOCK`), and our own files, written anew.
+NOT_LINKED_SUFFIX = "LOCK"
+NOT_LINKED = {GENERATION_FILE, FINGERPRINT_FILE}
 
 
 def index_link(instance_path) -> Path:
@@ -66,14 +78,138 @@ def build_index(instance_path, documents, generation: int, *, procs: int = 1) ->
         shutil.rmtree(building, ignore_errors=True)
         raise
     ix.close()
+    final = _publish(instance, name, generation)
+    log.info("search index generation %s built with %d documents", generation, count)
+    return final
+
+
+def update_index(instance_path, generation: int, slugs, documents) -> Path:
+    """Remove the documents of `slugs` from a copy of the live index, add `documents`, then swap it in.
+
+    The copy is a new directory of hard links to the live directory's files: whoosh-reloaded
+    2.7.5 never writes an existing file of an index (a commit writes a new segment under a new
+    random name and a new numbered TOC, which lists the deleted documents of older segments; it
+    then deletes the files no TOC uses, here only links), so the live index stays as it was and
+    a crash at any moment leaves it served. Small segments are merged afterwards
+    (`merge_segments`), so that merging never delays the update.
+
+    A full build records each spelling word once per block of documents (`thin_spelling`); an
+    update indexes its documents' spelling words whole. The two indexes then hold the same
+    documents with the same terms in every field, and the same spelling vocabulary; only the
+    `spell` field's postings per document differ. A deleted document's terms stay in its
+    segment's term lists (and document frequencies) until that segment is merged.
+    """
+    instance = Path(instance_path)
+    live = live_index_dir(instance)
+    if live is None:
+        raise IndexUnavailable("there is no live index to update")
+    name = f"index.{generation}.{uuid.uuid4().hex[:8]}"
+    building = instance / (name + ".building")
+    building.mkdir()
+    slugs, documents = list(slugs), list(documents)
+    try:
+        _link_files(live, building)
+        if slugs or documents:  # else only the generation changes (e.g. the home page's introduction)
+            _write_changes(building, slugs, documents)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return _publish(instance, name, generation)
+
+
+def _write_changes(directory: Path, slugs: list[str], documents: list[dict]) -> None:
+    """Delete `slugs` and add `documents` in one commit of a Whoosh writer on `directory`."""
+    ix = FileStorage(str(directory), supports_mmap=False).open_index()
+    writer = ix.writer(limitmb=64)
+    try:
+        for slug in slugs:
+            writer.delete_by_term("slug", slug)
+        for document in documents:
+            writer.add_document(**document)
+        writer.commit(merge=False)
+    except BaseException:
+        writer.cancel()
+        raise
+    finally:
+        ix.close()
+
+
+def merge_segments(instance_path) -> Path | None:
+    """Fold small segments together in a copy of the live index and swap it in under the same generation.
+
+    Whoosh's usual policy (MERGE_SMALL: once several small segments hold few documents, they
+    become one). A merge re-reads every posting of the merged segments (a second or more at
+    10,000 entries), so it runs after an update is live rather than inside it. None when the
+    policy merges nothing (the copy is thrown away).
+    """
+    instance = Path(instance_path)
+    live = live_index_dir(instance)
+    if live is None:
+        return None
+    generation = index_generation(live)
+    name = f"index.{generation}.{uuid.uuid4().hex[:8]}"
+    building = instance / (name + ".building")
+    building.mkdir()
+    try:
+        _link_files(live, building)
+        merged = _merge_small(building)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    if not merged:
+        shutil.rmtree(building, ignore_errors=True)
+        return None
+    return _publish(instance, name, generation)
+
+
+def _merge_small(directory: Path) -> bool:
+    """Commit Whoosh's MERGE_SMALL policy on `directory`; whether it merged anything."""
+    merged = False
+
+    def policy(writer, segments):
+        nonlocal merged
+        kept = MERGE_SMALL(writer, segments)
+        merged = len(kept) < len(segments)
+        return kept
+
+    ix = FileStorage(str(directory), supports_mmap=False).open_index()
+    writer = ix.writer(limitmb=64)
+    try:
+        writer.commit(mergetype=policy)
+    except BaseException:
+        writer.cancel()
+        raise
+    finally:
+        ix.close()
+    return merged
+
+
+def _link_files(source: Path, target: Path) -> None:
+    """Hard-link every index file of `source` into `target` (never a copy, never a lock file)."""
+    for entry in os.scandir(source):
+        linked = entry.name not in NOT_LINKED and not entry.name.endswith(NOT_LINKED_SUFFIX)
+        if linked and entry.is_file(follow_symlinks=False):
+            os.link(entry.path, target / entry.name)
+
+
+def _publish(instance: Path, name: str, generation: int) -> Path:
+    """Label a finished `<name>.building` directory, rename it and swap it in; remove stale directories."""
+    building = instance / (name + ".building")
     write_generation(building, generation)
-    (building / SCHEMA_FILE).write_text(f"{SCHEMA_VERSION}\n")
+    (building / FINGERPRINT_FILE).write_text(analysis_fingerprint() + "\n")
     final = instance / name
     os.rename(building, final)
     _swap_link(instance, name)
     _remove_stale(instance, keep={name})
-    log.info("search index generation %s built with %d documents", generation, count)
     return final
+
+
+@functools.cache
+def analysis_fingerprint() -> str:
+    """A hash of the analysis code and Whoosh's version: an index written with other analysis is rebuilt, not updated."""
+    digest = hashlib.blake2b(Path(analysis.__file__).read_bytes(), digest_size=8)
+    digest.update(whoosh.versionstring().encode())
+    return digest.hexdigest()
 
 
 def _swap_link(instance: Path, name: str) -> None:
@@ -100,16 +236,45 @@ def _remove_stale(instance: Path, keep: set[str]) -> None:
 
 
 def index_generation(directory: Path) -> int | None:
-    """The content generation an index directory was built from; None for an index of another schema.
+    """The content generation an index directory was built from."""
+    return read_generation(directory)
 
-    An index built by another version of the schema or the analysis is treated as missing, so
-    start-up and the next import rebuild it rather than read or update it.
-    """
+
+def index_fingerprint(directory: Path) -> str | None:
+    """The analysis fingerprint an index directory was written with (None: older than fingerprints)."""
     try:
-        version = int((Path(directory) / SCHEMA_FILE).read_text().strip())
-    except (OSError, ValueError):
+        return (Path(directory) / FINGERPRINT_FILE).read_text().strip()
+    except OSError:
         return None
-    return read_generation(directory) if version == SCHEMA_VERSION else None
+
+
+class IndexState(NamedTuple):
+    """What an update needs to know of the live index."""
+
+    directory: Path
+    generation: int | None
+    fingerprint: str | None  # None: written before fingerprints
+    documents: int
+    deleted: int  # documents marked deleted in segments not merged since
+
+
+def live_index_state(instance_path) -> IndexState | None:
+    """The live index's generation, analysis and document counts; None if there is none or it will not open."""
+    directory = live_index_dir(instance_path)
+    if directory is None:
+        return None
+    try:
+        ix = open_index(directory)
+    except IndexUnavailable:
+        return None
+    try:
+        with ix.reader() as reader:
+            documents, total = reader.doc_count(), reader.doc_count_all()
+    finally:
+        ix.close()
+    return IndexState(
+        directory, index_generation(directory), index_fingerprint(directory), documents, total - documents
+    )
 
 
 def check_index(instance_path) -> tuple[int | None, int | None]:

@@ -9,7 +9,9 @@ from ..queries import KIND_LABELS
 
 def register(app: Flask) -> None:
     """Attach every blueprint, error handler and template helper."""
-    from . import api, errors, feeds, health, pages, search, tags
+    from . import admission, api, attachments, errors, feeds, health, live, pages, search, tags, urls
+
+    app.extensions["nexus.search_slots"] = admission.SearchSlots(app.config["SEARCH_SLOTS"])
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(tags.bp)
@@ -17,7 +19,10 @@ def register(app: Flask) -> None:
     app.register_blueprint(health.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(attachments.bp)
     errors.register(app)
+    live.register(app)  # development only
     app.jinja_env.globals.update(KIND_LABELS=KIND_LABELS, site_name=app.config["SITE_NAME"])
+    app.jinja_env.globals["url_for"] = urls.UrlCache(app).url_for
     app.jinja_env.filters["isodate"] = lambda d: d.isoformat() if d else ""
     app.jinja_env.filters["longdate"] = lambda d: f"{d:%-d %B %Y}" if d else ""

@@ -14,7 +14,7 @@ from ..content import tag_slug
 from ..generation import current_generation
 from ..models import Entry, Tag
 from ..related import related_entries
-from .args import BadArgument, UnknownTag, choice_arg, int_arg, tag_filter_args
+from .args import BadArgument, UnknownTag, choice_arg, int_arg, page_arg, tag_filter_args
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -95,7 +95,7 @@ def entry_summary(entry: Entry) -> dict:
         **entry_ref(entry),
         "summary": entry.summary or "",
         "tags": [tag.slug for tag in entry.tags],
-        "date": entry.sort_date.isoformat(),
+        "date": (entry.date or entry.created_at.date()).isoformat(),  # not sort_date: that is the update, if any
         "updated": entry.updated.isoformat() if entry.updated else None,
     }
 
@@ -135,7 +135,7 @@ def paging(pagination, endpoint: str, **params) -> dict:
 def page_args() -> tuple[int, int, str]:
     """`page`, `per_page` and `sort` of a list of entries."""
     return (
-        int_arg("page", 1, maximum=openapi.MAX_PAGE),
+        page_arg(),
         int_arg("per_page", openapi.ENTRIES_PER_PAGE, maximum=openapi.MAX_PER_PAGE),
         choice_arg("sort", openapi.ENTRY_SORTS, "newest"),
     )

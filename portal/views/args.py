@@ -7,6 +7,7 @@ from werkzeug.exceptions import BadRequest, NotFound
 
 from .. import queries
 from ..content import KIND_ALIASES, slugify, tag_slug
+from ..openapi import MAX_PAGE
 from ..queries import KIND_LABELS, TagFilter
 
 
@@ -27,6 +28,11 @@ def int_arg(name: str, default: int, *, minimum: int = 1, maximum: int | None = 
         bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
         raise BadArgument(f"'{name}' must be {bound}, got {value}.")
     return value
+
+
+def page_arg() -> int:
+    """`page` of any listing, HTML or API: a 400 outside 1 to MAX_PAGE (a huge page overflows the database's offset)."""
+    return int_arg("page", 1, maximum=MAX_PAGE)
 
 
 def choice_arg(name: str, choices, default: str) -> str:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError, ServiceUnavailable
 
 
 def _wants_json() -> bool:
@@ -24,6 +25,11 @@ def _handle_http(error: HTTPException):
     return render_template(template, error=error), error.code, headers
 
 
+def _handle_untrusted_host(error: SecurityError):
+    """A `Host` not in NEXUS_ALLOWED_HOSTS: a plain 400, since no URL can be built for that host (nor should be)."""
+    return Response("400 Bad Request: this site is not served under that host name.\n", 400, mimetype="text/plain")
+
+
 def _handle_unexpected(error: Exception):
     """An unexpected exception: logged with its traceback, shown as a plain 500."""
     from flask import current_app
@@ -32,7 +38,22 @@ def _handle_unexpected(error: Exception):
     return _handle_http(InternalServerError())
 
 
+def _handle_database_down(error: OperationalError | InterfaceError):
+    """The database does not answer (restarting, unreachable): a 503 page that says so, logged in one line."""
+    from flask import current_app
+
+    reason = (str(error.orig or error).strip().splitlines() or ["?"])[0]
+    current_app.logger.warning("database unavailable on %s: %s", request.path, reason)
+    body, status, headers = _handle_http(
+        ServiceUnavailable("The database is not answering. Please try again in a moment.")
+    )
+    return body, status, [*headers, ("Retry-After", "5")]
+
+
 def register(app: Flask) -> None:
     """Install the handlers."""
     app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(SecurityError, _handle_untrusted_host)
+    app.register_error_handler(OperationalError, _handle_database_down)
+    app.register_error_handler(InterfaceError, _handle_database_down)
     app.register_error_handler(Exception, _handle_unexpected)

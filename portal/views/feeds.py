@@ -7,10 +7,13 @@ removed from the output, since a note may hold control characters that would bre
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
+from urllib.parse import urljoin
 
 from flask import Blueprint, Response, redirect, render_template, url_for
+from markupsafe import escape
 
 from .. import queries
 from ..models import Entry
@@ -26,6 +29,9 @@ FEED_SIZE = 50
 SITEMAP_LIMIT = 50_000
 ATOM_TYPE = "application/atom+xml"
 XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+#: A link or image tag of sanitized HTML (text never holds a raw `<`), and a URL attribute in it.
+LINKING_TAG = re.compile(r"<(?:a|img)\s[^>]*>")
+URL_ATTRIBUTE = re.compile(r'(\s(?:href|src)=")([^"]*)(")')
 
 
 def atom_time(value: dt.date | dt.datetime) -> str:
@@ -41,6 +47,20 @@ def entry_times(entry: Entry) -> tuple[dt.date, dt.date]:
     return published, max(entry.updated or published, published)
 
 
+def absolute_urls(markup: str, base: str) -> str:
+    """Stored HTML with its relative links and image sources made absolute against `base` (the entry's URL).
+
+    Entries link to each other and to their files relative to their own page; the feed also says
+    so with `xml:base`, which many feed readers ignore.
+    """
+
+    def absolute(attribute: re.Match) -> str:
+        url = urljoin(base, html.unescape(attribute.group(2)))
+        return f"{attribute.group(1)}{escape(url)}{attribute.group(3)}"
+
+    return LINKING_TAG.sub(lambda tag: URL_ATTRIBUTE.sub(absolute, tag.group(0)), markup)
+
+
 def _xml(template: str, mimetype: str, **context) -> Response:
     text = XML_FORBIDDEN.sub("", render_template(template, **context))
     return Response(text, mimetype=mimetype)
@@ -51,6 +71,10 @@ def _feed(title: str, subtitle: str, tag_filter: TagFilter, self_url: str, page_
     ids = {slug: tag.id for slug, tag in queries.tags_by_slug(tag_filter.tags()).items()}
     entries = queries.feed_entries(tag_filter, ids, FEED_SIZE)
     times = {entry.slug: entry_times(entry) for entry in entries}
+    contents = {
+        entry.slug: absolute_urls(entry.html, url_for("pages.entry", slug=entry.slug, _external=True))
+        for entry in entries
+    }
     if times:
         updated = max(updated for _, updated in times.values())
     else:
@@ -63,6 +87,7 @@ def _feed(title: str, subtitle: str, tag_filter: TagFilter, self_url: str, page_
         subtitle=subtitle,
         entries=entries,
         times=times,
+        contents=contents,
         updated=updated,
         self_url=self_url,
         page_url=page_url,

@@ -1,28 +1,46 @@
-"""Home, entry and kind pages."""
+"""Home, entry and kind pages, and the header's navigation (which fits the collection)."""
 
 from __future__ import annotations
 
+import logging
+from urllib.parse import quote
+
 from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import queries
 from ..content import KIND_ALIASES
+from ..outline import Outline
 from ..related import related_entries
-from .args import int_arg
+from .args import page_arg
 
 bp = Blueprint("pages", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.app_template_global()
+def site_outline() -> Outline:
+    """The kinds and topics the header offers; none when the database cannot say (an error page must still render)."""
+    try:
+        return queries.collection_outline()
+    except SQLAlchemyError:
+        log.warning("no navigation for this page: the database did not answer", exc_info=True)
+        return Outline()
 
 
 @bp.get("/")
 def index():
-    """Newest entries first, with counts per kind and the most used tags."""
-    page = int_arg("page", 1)
+    """Newest entries first; counts per kind where entries have kinds, else the main topics; the most used tags."""
+    page = page_arg()
     pagination = queries.entries_page(page, current_app.config["PER_PAGE"])
     if page > 1 and not pagination.items:
         abort(404)
+    outline = queries.collection_outline()
     return render_template(
         "entries/index.html",
         pagination=pagination,
-        kind_counts=queries.kind_counts(),
+        kind_counts=outline.kinds,
+        topics=[] if outline.kinds else outline.topics,
         tags=queries.popular_tags(15),
         recently_updated=queries.recently_updated(5),
         intro=queries.site_text("intro"),
@@ -43,7 +61,15 @@ def entry(slug):
         backlinks=queries.backlinks(found),
         older=older,
         newer=newer,
+        edit_url=edit_link(current_app.config["EDIT_URL"], found.path),
     )
+
+
+def edit_link(template: str | None, path: str) -> str | None:
+    """`NEXUS_EDIT_URL` with `{path}` replaced by the entry's file path, each segment URL-quoted (like MkDocs' edit_uri)."""
+    if not template:
+        return None
+    return template.replace("{path}", "/".join(quote(part, safe="") for part in path.split("/")))
 
 
 @bp.get("/kinds/<kind>")
@@ -54,7 +80,7 @@ def kind(kind):
         abort(404)
     if canonical != kind:
         return redirect(url_for(".kind", kind=canonical), 301)
-    page = int_arg("page", 1)
+    page = page_arg()
     pagination = queries.entries_page(page, current_app.config["PER_PAGE"], kind=kind)
     if page > 1 and not pagination.items:
         abort(404)

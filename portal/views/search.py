@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from flask import Blueprint, abort, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, after_this_request, current_app, jsonify, render_template, request, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
 from .. import queries
+from ..caching import not_kept
 from ..queries import TagFilter
 from ..search import engine
+from .admission import admitted
 from .api import entry_summary
-from .args import choice_arg, int_arg, tag_filter_args
+from .args import choice_arg, int_arg, page_arg, tag_filter_args
 from .feeds import opensearch_suggestions
 
 bp = Blueprint("search", __name__)
 
 DEFAULT_PER_PAGE = 10
+#: Tags offered to narrow a search page, most common first (the API lists every one).
+FACETS_SHOWN = 20
 
 
 @dataclass
@@ -58,7 +62,7 @@ def read_search_args() -> SearchRequest:
     """Parse and check the search parameters; bad ones raise a 400, unknown tags a 404."""
     return SearchRequest(
         q=request.args.get("q", ""),
-        page=int_arg("page", 1, maximum=10_000),
+        page=page_arg(),
         per_page=int_arg("per_page", DEFAULT_PER_PAGE, maximum=engine.MAX_PER_PAGE),
         sort=choice_arg("sort", engine.SORTS, "relevance"),
         tag_filter=tag_filter_args(),
@@ -66,7 +70,26 @@ def read_search_args() -> SearchRequest:
     )
 
 
-def run(args: SearchRequest) -> engine.SearchOutcome:
+class Listing:
+    """The entries of one page of results, read once: the snippets take their text, the cards the rest."""
+
+    def __init__(self):
+        self.entries: dict[str, queries.Listed] = {}
+
+    def texts(self, slugs: list[str]) -> dict[str, str]:
+        """slug -> text of the page's entries (what the search engine asks for its snippets)."""
+        self.entries = queries.listed_by_slugs(slugs)
+        return {slug: entry.text for slug, entry in self.entries.items()}
+
+    def results(self, outcome: engine.SearchOutcome) -> list[tuple]:
+        """(entry, hit) for each hit of the page whose entry still exists, in rank order."""
+        if not self.entries and outcome.hits:
+            self.texts([hit.slug for hit in outcome.hits])
+        return [(self.entries[hit.slug], hit) for hit in outcome.hits if hit.slug in self.entries]
+
+
+@admitted
+def run(args: SearchRequest, listing: Listing) -> engine.SearchOutcome:
     """Run a search with the worker's searcher; an unusable index is a 503."""
     pool = current_app.extensions["nexus.searchers"]
     try:
@@ -80,7 +103,7 @@ def run(args: SearchRequest) -> engine.SearchOutcome:
             tags_any=args.tag_filter.any,
             tags_not=args.tag_filter.none,
             kind=args.tag_filter.kind,
-            texts=queries.texts_by_slugs,
+            texts=listing.texts,
             correct=not args.exact,
         )
     except engine.IndexUnavailable as error:
@@ -95,15 +118,18 @@ def search_page():
     """Search results with facets, or popular tags when the query is empty."""
     args = read_search_args()
     if not args.q.strip():
-        return render_template("search/search.html", args=args, outcome=None, results=[], tags=queries.popular_tags(30))
-    outcome = run(args)
-    return render_template("search/search.html", args=args, outcome=outcome, results=_with_entries(outcome), tags=[])
-
-
-def _with_entries(outcome: engine.SearchOutcome) -> list[tuple]:
-    """(entry, hit) for each hit of the page whose entry still exists, in rank order."""
-    entries = {entry.slug: entry for entry in queries.entries_by_slugs([hit.slug for hit in outcome.hits])}
-    return [(entries[hit.slug], hit) for hit in outcome.hits if hit.slug in entries]
+        return render_template(
+            "search/search.html", args=args, outcome=None, results=[], facets=[], tags=queries.popular_tags(30)
+        )
+    listing = Listing()
+    outcome = run(args, listing)
+    if args.page > outcome.pages:
+        abort(404)  # past the last page, as every listing
+    active = args.tag_filter.tags()
+    facets = [(tag, count) for tag, count in outcome.facets.items() if tag not in active][:FACETS_SHOWN]
+    return render_template(
+        "search/search.html", args=args, outcome=outcome, results=listing.results(outcome), facets=facets, tags=[]
+    )
 
 
 @bp.get("/api/search")
@@ -145,10 +171,11 @@ def api_search():
         "503": Unavailable
     """
     args = read_search_args()
+    listing = Listing()
     if not args.q.strip():
         outcome = engine.SearchOutcome(query="", hits=[], total=0, page=args.page, per_page=args.per_page)
     else:
-        outcome = run(args)
+        outcome = run(args, listing)
     results = [
         {
             **entry_summary(entry),
@@ -156,7 +183,7 @@ def api_search():
             "score": round(hit.score, 4),
             "missing_words": hit.missing,
         }
-        for entry, hit in _with_entries(outcome)
+        for entry, hit in listing.results(outcome)
     ]
     return jsonify(
         query=outcome.query,
@@ -206,6 +233,7 @@ def api_suggest():
         slugs = engine.suggest_titles(current_app.extensions["nexus.searchers"], q)
     except engine.IndexUnavailable:
         slugs = []
+        after_this_request(not_kept)  # an empty list for want of an index: never kept
     entries = queries.entries_by_slugs(slugs)
     if request.args.get("format") == "opensearch":
         return opensearch_suggestions(q, entries)

@@ -6,7 +6,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, url_
 
 from .. import queries
 from ..content import tag_slug
-from .args import UnknownTag, choice_arg, int_arg, tag_filter_args
+from .args import UnknownTag, choice_arg, page_arg, tag_filter_args
 
 bp = Blueprint("tags", __name__)
 
@@ -61,7 +61,7 @@ def _ids(tag_filter):
 
 def _page_of(tag_filter, sort):
     """One page of filtered entries; past the last page is a 404."""
-    page = int_arg("page", 1, maximum=100_000)
+    page = page_arg()
     pagination = queries.filtered_entries(tag_filter, _ids(tag_filter), page, current_app.config["PER_PAGE"], sort)
     if page > 1 and not pagination.items:
         abort(404)

@@ -61,6 +61,25 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 pytestmark = pytest.mark.browser
+#: CI sets this: a browser test that cannot run is then a failure, never a skip.
+REQUIRE_BROWSER = os.environ.get("NEXUS_REQUIRE_BROWSER") == "1"
+INSTALL = "install it with: sudo scripts/system-deps.sh (`make test` does, when run as root on Debian)"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests on a machine without Chromium (or the Nu checker) are skipped with one line that says how to install it."""
+    from .test_html_validation import missing_tools
+
+    reasons = {"chromium": None if Path(CHROMIUM).exists() else f"Chromium is not installed at {CHROMIUM}: {INSTALL}"}
+    reasons["vnu"] = missing_tools()
+    for item in items:
+        if "browser" not in item.keywords:
+            continue
+        reason = reasons["chromium"] or (reasons["vnu"] if "html_validation" in item.nodeid else None)
+        if reason and REQUIRE_BROWSER:
+            raise pytest.UsageError(f"NEXUS_REQUIRE_BROWSER=1, but {reason}")
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

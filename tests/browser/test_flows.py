@@ -139,6 +139,9 @@ def test_diagram_is_redrawn_in_the_other_theme(open_page):
     before = page.evaluate(f"getComputedStyle(document.querySelector('{box}')).fill")
     page.locator("[data-theme-toggle]").click()
     page.wait_for_function(f"getComputedStyle(document.querySelector('{box}')).fill !== '{before}'")
+    after = page.evaluate(f"getComputedStyle(document.querySelector('{box}')).fill")
+    assert after not in (before, "", "none")  # redrawn with the dark theme's colours
+    assert page.errors == []
 
 
 def test_mermaid_loads_only_where_there_is_a_diagram(open_page):

@@ -1,0 +1,157 @@
+"""This node's search index, brought to the database's generation: updated from the change log, or rebuilt whole.
+
+One mechanism for every caller: the importer's index step, this node's index sync (the
+PostgreSQL listener and the periodic check) and start-up. `sync_index` reads the live index's
+generation and the log of which entries each newer generation changed (`IndexChange`, written
+in the import's own transaction). When the log covers every generation in between and the
+change is small next to the index, it replaces only those entries' documents
+(`store.update_index`); otherwise (no live index, a gap in the log, too many changes, other
+analysis code) it rebuilds the index from the database (`store.build_index`). Either way the
+new index is swapped in atomically and the old one answers until then.
+
+Callers hold this node's import lock: one index writer at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from . import processes
+from .generation import current_generation
+from .models import Entry, ImportRun, IndexChange, db
+from .search import analysis, store
+
+log = logging.getLogger(__name__)
+
+#: Entries read per query when an update loads the changed ones.
+BATCH = 500
+
+
+@dataclass
+class SyncOutcome:
+    """What `sync_index` did: nothing ("current"), an "incremental" update or a "full" rebuild."""
+
+    mode: str
+    generation: int
+    documents: int = 0  # documents written
+    reason: str = ""  # why a full rebuild
+    seconds: float = 0.0
+    processes: int = 1  # writer processes of a full rebuild
+
+
+def sync_index(instance_path) -> SyncOutcome:
+    """Bring the live index to the database's current generation, incrementally when the log allows."""
+    started = time.monotonic()
+    with _snapshot():
+        generation = current_generation()
+        state = store.live_index_state(instance_path)
+        slugs, reason = _changed_since(state, generation)
+        if slugs is None:
+            documents, procs = _build(instance_path, generation)
+            outcome = SyncOutcome("full", generation, documents, reason, processes=procs)
+        elif state.generation == generation and not slugs:
+            return SyncOutcome("current", generation)
+        else:
+            outcome = SyncOutcome("incremental", generation, _update(instance_path, generation, slugs))
+    outcome.seconds = time.monotonic() - started
+    log.info(
+        "search index at generation %s: %s, %d documents in %.2fs (%d processes)%s",
+        generation,
+        "updated" if outcome.mode == "incremental" else "rebuilt",
+        outcome.documents,
+        outcome.seconds,
+        outcome.processes,
+        f"; {reason}" if reason else "",
+    )
+    return outcome
+
+
+def rebuild_index(instance_path, generation: int | None = None) -> None:
+    """Build the search index from the database and swap it in (`flask reindex`)."""
+    started = time.monotonic()
+    with _snapshot():
+        generation = current_generation() if generation is None else generation
+        count, procs = _build(instance_path, generation)
+    log.info(
+        "search index rebuilt for generation %s: %d documents in %.2fs (%d processes)",
+        generation,
+        count,
+        time.monotonic() - started,
+        procs,
+    )
+
+
+def _changed_since(state: store.IndexState | None, generation: int) -> tuple[set[str] | None, str]:
+    """(slugs changed between the live index and `generation`, "") or (None, why the index must be rebuilt)."""
+    if state is None:
+        return None, "no live index"
+    if state.fingerprint != store.analysis_fingerprint():
+        return None, "written with other analysis code"
+    if state.generation is None or state.generation > generation:
+        return None, f"index generation {state.generation} is not behind the database's {generation}"
+    if state.generation == generation:
+        return set(), ""
+    newer = (state.generation < ImportRun.id) & (ImportRun.id <= generation)
+    runs = set(db.session.scalars(select(ImportRun.id).where(newer)))
+    logged = db.session.execute(
+        select(IndexChange.generation, IndexChange.changed, IndexChange.deleted).where(
+            (state.generation < IndexChange.generation) & (IndexChange.generation <= generation)
+        )
+    ).all()
+    if runs != {row.generation for row in logged}:
+        return None, f"the change log does not cover generations {state.generation + 1} to {generation}"
+    slugs: set[str] = set()
+    for row in logged:
+        if row.changed is None:
+            return None, f"generation {row.generation} changed too many entries"
+        slugs.update(row.changed, row.deleted)
+    limit = IndexChange.incremental_limit(state.documents)
+    if len(slugs) + state.deleted > limit:
+        return None, f"{len(slugs)} changed and {state.deleted} deleted documents exceed {limit}"
+    return slugs, ""
+
+
+def _update(instance_path, generation: int, slugs: set[str]) -> int:
+    """Replace the documents of `slugs` with those entries as the database holds them now; the count written."""
+    documents = []
+    ordered = sorted(slugs)
+    for start in range(0, len(ordered), BATCH):
+        chunk = ordered[start : start + BATCH]
+        entries = db.session.scalars(select(Entry).where(Entry.slug.in_(chunk)).order_by(Entry.id))
+        documents.extend(analysis.document_for(entry) for entry in entries)
+    store.update_index(instance_path, generation, ordered, documents)
+    store.merge_segments(instance_path)  # after the swap: the update is searchable meanwhile
+    return len(documents)
+
+
+def _build(instance_path, generation: int) -> tuple[int, int]:
+    """Write a whole new index from every entry; (documents written, writer processes)."""
+    count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
+    entries = db.session.scalars(select(Entry).order_by(Entry.id).execution_options(yield_per=500))
+    with processes.helpers_die_with_me():
+        procs = processes.process_count(count, forks=True)
+        documents = analysis.thin_spelling((analysis.document_for(e) for e in entries), count)
+        store.build_index(instance_path, documents, generation, procs=procs)
+    return count, procs
+
+
+@contextlib.contextmanager
+def _snapshot():
+    """One read transaction for the generation, the log and the entries, so that they agree.
+
+    SQLite's read transaction is a snapshot already; PostgreSQL's default (READ COMMITTED)
+    would let an import that commits meanwhile show in the later queries.
+    """
+    session = db.session
+    session.rollback()
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    try:
+        yield
+    finally:
+        session.rollback()

@@ -1,0 +1,64 @@
+"""The few places Nexus relies on Whoosh's private names, in one module.
+
+whoosh-reloaded 2.7.5 has no public way to read a term's postings a block at a time, to
+tell its null query apart, or to filter what a prefix expands to. If a Whoosh upgrade renames
+any of these, this module is the one to change; each use falls back to the public API where
+there is one.
+"""
+
+from __future__ import annotations
+
+from whoosh import query
+
+#: The class of Whoosh's `NullQuery` singleton (`query.qcore._NullQuery`).
+NullQueryType = type(query.NullQuery)
+
+
+def is_null(q) -> bool:
+    """True for Whoosh's query that matches nothing (what its parser gives for an empty query)."""
+    return q is None or isinstance(q, NullQueryType)
+
+
+def weight_blocks(matcher):
+    """(ids, weights) of a leaf matcher's postings, a block at a time (Whoosh's W3 codec), else one by one."""
+    if not all(hasattr(matcher, name) for name in ("_read_ids", "_read_weights", "_next_block")):
+        yield from _one_by_one(matcher, matcher.weight)
+        return
+    while matcher.is_active():
+        matcher._read_ids()
+        matcher._read_weights()
+        yield matcher._ids, matcher._weights
+        matcher._next_block()
+
+
+def value_blocks(matcher):
+    """(ids, encoded values) of a leaf matcher's postings, a block at a time (Whoosh's W3 codec), else one by one."""
+    if not all(hasattr(matcher, name) for name in ("_read_ids", "_read_values", "_next_block")):
+        yield from _one_by_one(matcher, matcher.value)
+        return
+    while matcher.is_active():
+        matcher._read_ids()
+        matcher._read_values()
+        yield matcher._ids, matcher._values
+        matcher._next_block()
+
+
+def _one_by_one(matcher, read):
+    """The public, slower way: one posting at a time."""
+    ids, values = [], []
+    while matcher.is_active():
+        ids.append(matcher.id())
+        values.append(read())
+        matcher.next()
+    yield ids, values
+
+
+class FilteredPrefix(query.Prefix):
+    """A prefix query whose expansion a subclass filters (Whoosh's hook for it, `_btexts`, is private)."""
+
+    def keep(self, word: str, ixreader) -> bool:
+        """Whether an indexed word that starts with the prefix is searched."""
+        return True
+
+    def _btexts(self, ixreader):
+        return (word for word in super()._btexts(ixreader) if self.keep(word.decode(), ixreader))
