@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import pickle
 
 import pytest
 
-from portal.content import ContentError, parse_bytes, slug_for_path, slugify, title_from_filename
+from portal.content import (
+    ContentError,
+    parse_bytes,
+    read_file,
+    read_limited,
+    slug_for_path,
+    slugify,
+    title_from_filename,
+)
 
 
 def parse(text: str, path: str = "notes/example.md", **kwargs):
@@ -169,3 +179,148 @@ def test_draft_flag():
 
 def test_comma_separated_tags_string():
     assert parse("---\ntags: redis, caching ,  ttl\n---\nx\n").tags == ["redis", "caching", "ttl"]
+
+
+# --- hostile input: limits with a line and a reason, and none for real notes ----------------
+
+NESTED_ADMONITIONS = "".join("    " * depth + "!!! note\n" for depth in range(500)) + "    " * 500 + "x\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "line", "reason"),
+    [
+        # Python-Markdown recursed once per level into a RecursionError that stopped every import.
+        (b"# T\n\n" + b"- " * 600 + b"x\n", 3, "nested deeper than 50 levels"),
+        (NESTED_ADMONITIONS.encode(), 52, "nested deeper than 50 levels"),  # line 52 opens level 51
+        (b"> " * 1_000 + b"x\n", 1, "nested deeper than 50 levels"),
+        ("".join("    " * depth + "- item\n" for depth in range(60)).encode(), 51, "nested deeper than 50 levels"),
+        # ... and PyYAML builds nested values recursively too.
+        (
+            b"---\ntitle: T\nx: " + b"[" * 1_000 + b"]" * 1_000 + b"\n---\nbody\n",
+            3,
+            "front matter is nested too deeply",
+        ),
+        (b"---\nx: " + b"{a: " * 1_000 + b"}" * 1_000 + b"\n---\nbody\n", 2, "front matter is nested too deeply"),
+        # An error elsewhere sends it to PyYAML's own parser, which recursed into a RecursionError.
+        (b"---\nx: " + b"[" * 600 + b"]" * 600 + b"\ny: : bad\n---\nbody\n", 2, "front matter is nested too deeply"),
+        # Sizes past what a note needs, refused before the slow part.
+        (b"---\nsummary: " + b"x" * 70_000 + b"\n---\nbody\n", 2, "front matter is larger than 64 KB"),
+        (
+            b"---\ntitle: T\ntags: [" + b", ".join(b"t%d" % i for i in range(101)) + b"]\n---\nx\n",
+            3,
+            "more than 100 tags",
+        ),
+        (b"---\ntags: " + b", ".join(b"t%d" % i for i in range(5_000)) + b"\n---\nx\n", 2, "more than 100 tags"),
+        (b"Intro.\n\n| a | b |\n|---|---|\n" + b"| 1 | 2 |\n" * 5_001, 3, "table has more than 5,000 rows"),
+        (b"x\n\n" + b"<div>" * 101 + b"y\n", 3, "HTML elements nested deeper than 100 levels"),
+        # Quadratic in Python-Markdown or Python's html.parser: refused rather than minutes of work.
+        (b"## h\n" * 20_000, 1, "headings or rules in one block"),  # 44 s
+        (b"x\n\n" + b"---\n" * 40_000, 3, "headings or rules in one block"),  # 89 s
+        (b"a\n-\n" * 10_000, 2, "headings or rules in one block"),  # setext headings
+        (b"ok > fine\n" + b"<a " * 6_000, 2, "'<' that no '>' follows"),  # 11 s at 16 KB
+    ],
+    ids=[
+        "list-markers",
+        "admonitions",
+        "quotes",
+        "indented-lists",
+        "yaml-lists",
+        "yaml-maps",
+        "yaml-python",
+        "front-matter-size",
+        "tags",
+        "tag-string",
+        "table",
+        "html",
+        "headings",
+        "rules",
+        "setext",
+        "unclosed-tags",
+    ],
+)
+def test_limits_name_the_line_and_reason(raw, line, reason):
+    with pytest.raises(ContentError) as info:
+        parse_bytes("notes/hostile.md", raw)
+    assert (info.value.line, reason in info.value.reason) == (line, True), info.value.reason
+
+
+def test_body_limits_count_lines_in_the_file():
+    # The body starts after the front matter: a limit's line is the file's, not the body's.
+    raw = b"---\ntitle: T\n---\n\nText.\n\n" + b"- " * 600 + b"x\n"
+    with pytest.raises(ContentError) as info:
+        parse_bytes("n.md", raw)
+    assert info.value.line == 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| a | b |\n|---|---|\n" + "| 1 | 2 |\n" * 5_000,  # a table at the limit
+        "- " * 50 + "x\n",  # nesting at the limit
+        "- - - " * 30 + "\n",  # a rule of spaced dashes, not 90 nested lists
+        "```python\n" + "".join(" " * 4 * depth + "pass\n" for depth in range(80)) + "```\n",  # deep code is code
+        "```bash\n" + "# a comment\n" * 20_000 + "```\n",  # `#` lines in code are no headings
+        "## h\n\n" * 2_000,  # headings with blank lines between them
+        "<ul>" + "<li>item" * 500 + "</ul>\n",  # elements whose end tag is implied do not nest
+        "Compare a<b and c<d.\n" * 200,  # a few `<` that no `>` follows
+    ],
+    ids=["table", "nesting", "rule", "code-indent", "code-comments", "headings", "html-li", "less-than"],
+)
+def test_real_notes_stay_within_the_limits(text):
+    assert parse_bytes("n.md", text.encode()).body == text
+
+
+def test_tags_are_deduplicated_in_order():
+    # Duplicates do not count towards the limit; de-duplication is linear (it was quadratic: 91 s).
+    raw = b"---\ntags: [" + b", ".join([b"b", b"a", b"B", b"a"] * 3_000) + b"]\n---\nx\n"
+    assert parse_bytes("n.md", raw).tags == ["b", "a", "B"]
+
+
+# --- reading a file safely -------------------------------------------------------------------
+
+
+def test_read_limited_reads_a_regular_file(tmp_path):
+    (tmp_path / "a.md").write_bytes(b"0123456789")
+    assert read_limited(tmp_path / "a.md", 10) == b"0123456789"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda path: os.mkfifo(path), "named pipe (FIFO)"),  # would block the import forever
+        (lambda path: path.symlink_to("/dev/zero"), "a device"),  # would fill the memory
+        (lambda path: path.mkdir(), "a folder"),
+        (lambda path: path.write_bytes(b"x" * 11), "larger than 10 bytes"),  # refused before reading
+        (lambda path: None, "cannot read file (No such file or directory)"),
+    ],
+    ids=["fifo", "device", "folder", "too-large", "missing"],
+)
+def test_read_limited_refuses_what_is_not_a_small_regular_file(tmp_path, make, reason):
+    path = tmp_path / "n.md"
+    make(path)
+    with pytest.raises(ContentError) as info:
+        read_limited(path, 10, name="notes/n.md")
+    assert (info.value.path, info.value.line) == ("notes/n.md", 1) and reason in info.value.reason
+
+
+def test_read_limited_stops_reading_a_file_that_grows(tmp_path, monkeypatch):
+    # The size checked before reading can be out of date: at most max_bytes + 1 bytes are read.
+    path = tmp_path / "n.md"
+    path.write_bytes(b"x" * 1_000)
+    real_fstat = os.fstat
+    monkeypatch.setattr(os, "fstat", lambda fd: os.stat_result((*real_fstat(fd)[:6], 5, *real_fstat(fd)[7:])))
+    with pytest.raises(ContentError, match="larger than 10 bytes"):
+        read_limited(path, 10)
+
+
+def test_read_file_reports_the_path_under_the_content_folder(tmp_path):
+    os.mkfifo(tmp_path / "pipe.md")
+    with pytest.raises(ContentError) as info:
+        read_file(tmp_path, tmp_path / "pipe.md")
+    assert str(info.value) == "pipe.md:1: not a regular file (a named pipe (FIFO)); only regular files are read"
+
+
+def test_content_errors_survive_a_process_pool():
+    # They travel back from pool processes by pickle.
+    error = pickle.loads(pickle.dumps(ContentError("a.md", 3, "bad")))
+    assert (error.path, error.line, error.reason, str(error)) == ("a.md", 3, "bad", "a.md:3: bad")
