@@ -7,6 +7,7 @@ through a callable the importer passes in.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import html
 import posixpath
@@ -17,10 +18,15 @@ from urllib.parse import unquote, urlsplit
 
 import markdown
 import nh3
+from markdown import inlinepatterns
 from markdown.extensions import Extension
+from markdown.extensions.footnotes import FootnoteExtension, FootnoteInlineProcessor
+from markdown.extensions.tables import TableProcessor
 from markdown.inlinepatterns import InlineProcessor
 from markdown.treeprocessors import Treeprocessor
 from pymdownx import superfences
+
+from .content import ContentError, markdown_problem
 
 #: Bump when the output of `render` changes, so unchanged files are rendered again.
 RENDERER_VERSION = "6"
@@ -45,7 +51,10 @@ ALLOWED_ATTRIBUTES = {
 }
 URL_SCHEMES = {"http", "https", "mailto"}
 BLOCK_CONTAINERS = {"blockquote", "div", "li", "ol", "ul", "table", "details", "dl", "pre"}
-WIKI_LINK_RE = r"\[\[([^\]\|\n]+?)(?:\|([^\]\n]+))?\]\]"
+
+#: Elements nested deeper than this (after inline markup, e.g. `**` × 20,000) become plain text;
+#: the other limits of the Markdown are checked before rendering (`content.markdown_problem`).
+MAX_TREE_DEPTH = 200
 
 LinkResolver = Callable[[str], "str | None"]
 
@@ -84,17 +93,40 @@ class _LinkRewriter(Treeprocessor):
 
 
 class _WikiLinkPattern(InlineProcessor):
-    """`[[slug]]` or `[[slug|label]]` becomes a link the rewriter resolves."""
+    r"""`[[slug]]` or `[[slug|label]]` becomes a link the rewriter resolves.
+
+    It matches what `\[\[([^\]|\n]+?)(?:\|([^\]\n]+))?\]\]` does, but the pattern finds `[[` only and
+    the rest is found with `str.find`: as that regular expression, every `[[` scanned to the end
+    of its line (`[[a ` × 8,000 took over a minute).
+    """
 
     def handleMatch(self, m, data):
         import xml.etree.ElementTree as etree  # builds elements, parses no XML  # nosec B405
 
-        target, label = m.group(1).strip(), (m.group(2) or m.group(1)).strip()
+        start = m.end()
+        stop = _find_first(data, start, "]|\n")
+        if stop == start or stop == len(data) or data[stop] == "\n":
+            return None, None, None
+        end, label = stop, None
+        if data[stop] == "|":
+            end = _find_first(data, stop + 1, "]\n")
+            if end == stop + 1 or end == len(data) or data[end] == "\n":
+                return None, None, None
+            label = data[stop + 1 : end]
+        if not data.startswith("]]", end):
+            return None, None, None
+        target = data[start:stop]
         el = etree.Element("a")
-        el.set("data-wiki", target)
+        el.set("data-wiki", target.strip())
         el.set("href", "#")
-        el.text = label
-        return el, m.start(0), m.end(0)
+        el.text = (label or target).strip()
+        return el, m.start(0), end + 2
+
+
+def _find_first(text: str, start: int, chars: str) -> int:
+    """Position of the first of `chars` in `text` from `start`, or len(text)."""
+    found = [at for at in (text.find(char, start) for char in chars) if at >= 0]
+    return min(found, default=len(text))
 
 
 class _LinkExtension(Extension):
@@ -103,7 +135,7 @@ class _LinkExtension(Extension):
         super().__init__(**kwargs)
 
     def extendMarkdown(self, md):
-        md.inlinePatterns.register(_WikiLinkPattern(WIKI_LINK_RE, md), "nexus_wikilink", 175)
+        md.inlinePatterns.register(_WikiLinkPattern(r"\[\[", md), "nexus_wikilink", 175)
         md.treeprocessors.register(_LinkRewriter(md, self.state), "nexus_links", 1)
 
 
@@ -120,6 +152,8 @@ class _LinkState:
         self.entry_slug = entry_slug
         self.links: list[str] = []
         self.broken: list[tuple[int, str]] = []
+        self._lines: dict[str, int] = {}
+        self._newlines: list[int] | None = None
 
     def rewrite(self, anchor, target, wiki):
         """Resolve one link target, or record it as broken with its source line."""
@@ -142,13 +176,305 @@ class _LinkState:
 
     def _line_of(self, target):
         """The first source line mentioning a link target, for warnings."""
-        index = self.source.find(target)
-        return self.source.count("\n", 0, index) + 1 if index >= 0 else 1
+        # Remembered, and counted from a list of line ends: a note of 50,000 broken links
+        # would otherwise count lines from the top for each.
+        if target not in self._lines:
+            index = self.source.find(target)
+            if self._newlines is None:
+                self._newlines = [match.start() for match in re.finditer("\n", self.source)]
+            self._lines[target] = bisect.bisect_left(self._newlines, index) + 1 if index >= 0 else 1
+        return self._lines[target]
+
+
+# --- bounded work ----------------------------------------------------------------------
+# Python-Markdown has quadratic paths and recurses once per level of nesting. What follows
+# gives the same answers in bounded time; the golden test checks the output did not move.
+
+_BRACKET_RE = re.compile(r"[\[\]()\"']")
+
+
+class _InlineText:
+    """Where each `[` and `(` of one inline text closes (-1: nowhere), and where its quotes are."""
+
+    __slots__ = ("text", "closes", "quotes")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.closes: dict[int, int] = {}
+        self.quotes: list[int] = []
+        open_squares: list[int] = []
+        open_rounds: list[int] = []
+        for match in _BRACKET_RE.finditer(text):
+            char, at = match.group(), match.start()
+            if char == "[":
+                open_squares.append(at)
+            elif char == "(":
+                open_rounds.append(at)
+            elif char == "]":
+                if open_squares:
+                    self.closes[open_squares.pop()] = at
+            elif char == ")":
+                if open_rounds:
+                    self.closes[open_rounds.pop()] = at
+            else:
+                self.quotes.append(at)
+        for at in open_squares + open_rounds:
+            self.closes[at] = -1
+
+
+class _ClosingBrackets:
+    """The `]` or `)` closing a bracket of an inline text, looked up instead of scanned for.
+
+    Python-Markdown's link processors scan from every `[` to its `]` (and every `(` to its `)`),
+    to the end of the paragraph when there is none: `[` × 16,000 took 42 s. A table per text
+    answers the same; it stays valid from a bracket on while the processors replace what they
+    matched before that bracket, which is how they go through a text.
+    """
+
+    KEEP = 4  # a paragraph's text and the texts of links being processed inside it
+
+    def __init__(self):
+        self.tables: list[_InlineText] = []
+
+    def find(self, data: str, opening: int) -> int:
+        """Position in `data` of the bracket closing the one at `opening`, or -1."""
+        table, shift = self._table(data, opening)
+        close = table.closes[opening + shift]
+        return close - shift if close >= 0 else -1
+
+    def has_quote(self, data: str, opening: int, start: int, end: int) -> bool:
+        """Whether `data[start:end]` holds a quote; `start` and `end` lie after the bracket at `opening`."""
+        table, shift = self._table(data, opening)
+        index = bisect.bisect_left(table.quotes, start + shift)
+        return index < len(table.quotes) and table.quotes[index] < end + shift
+
+    def _table(self, data: str, opening: int) -> tuple[_InlineText, int]:
+        """A table whose text equals `data` from `opening` on, and the offset between the two."""
+        for table in self.tables:
+            shift = len(table.text) - len(data)
+            if table.text is data or (opening + shift >= 0 and table.text.endswith(data[opening:])):
+                return table, shift
+        table = _InlineText(data)
+        self.tables = [table, *self.tables[: self.KEEP - 1]]
+        return table, 0
+
+
+class _FastLinkText:
+    """`getText` of Python-Markdown's link processors, from `_ClosingBrackets`: same result, no scan."""
+
+    brackets: _ClosingBrackets
+
+    def getText(self, data, index):
+        if index < 1 or data[index - 1] != "[":
+            return super().getText(data, index)
+        close = self.brackets.find(data, index - 1)
+        if close < 0:
+            return data[index:], len(data), False
+        return data[index:close], close + 1, True
+
+
+class _FastLink(_FastLinkText):
+    """`getLink` too: Python-Markdown's scan is kept only where a quote may start a title."""
+
+    def getLink(self, data, index):
+        match = self.RE_LINK.match(data, pos=index)
+        if not match or match.group(1):
+            return super().getLink(data, index)
+        close = self.brackets.find(data, index)
+        if self.brackets.has_quote(data, index, match.end(), close if close >= 0 else len(data)):
+            return super().getLink(data, index)
+        if close < 0:
+            return "", None, len(data), False
+        return self.unescape(data[match.end() : close]).strip(), None, close + 1, True
+
+
+class _Reference(_FastLinkText, inlinepatterns.ReferenceInlineProcessor):
+    pass
+
+
+class _ShortReference(_FastLinkText, inlinepatterns.ShortReferenceInlineProcessor):
+    pass
+
+
+class _ImageReference(_FastLinkText, inlinepatterns.ImageReferenceInlineProcessor):
+    pass
+
+
+class _ShortImageReference(_FastLinkText, inlinepatterns.ShortImageReferenceInlineProcessor):
+    pass
+
+
+class _Link(_FastLink, inlinepatterns.LinkInlineProcessor):
+    pass
+
+
+class _Image(_FastLink, inlinepatterns.ImageInlineProcessor):
+    pass
+
+
+#: Python-Markdown's processor class -> ours.
+_FAST_INLINE = {
+    cls.__bases__[1]: cls for cls in (_Reference, _ShortReference, _ImageReference, _ShortImageReference, _Link, _Image)
+}
+
+
+class _FastTableProcessor(TableProcessor):
+    """Tables, deciding from a block's first two lines whether it can be one.
+
+    Python-Markdown tries every block processor again on what follows each heading or rule it
+    takes off a block, and this test split the whole rest into rows each time: `## h` × 20,000
+    without blank lines took 44 s. The full test runs only when the first two rows pass it,
+    which they must for the whole block to pass.
+    """
+
+    def test(self, parent, block):
+        first, newline, rest = block.partition("\n")
+        if "|" not in first:  # one cell and no border: never a table
+            return False
+        head = first + newline + rest.partition("\n")[0]
+        return super().test(parent, head) and (head == block or super().test(parent, block))
+
+
+class _LineStart:
+    """A block pattern that can match only where a line starts with `literal`, checked first.
+
+    Python-Markdown searches the whole rest of a block with these after each line it takes off
+    (see `_FastTableProcessor`); `in` finds that the literal is missing many times faster.
+    """
+
+    def __init__(self, pattern: re.Pattern, literal: str):
+        self.pattern, self.literal, self.after_newline = pattern, literal, "\n" + literal
+
+    def search(self, text, *args):
+        if not text.startswith(self.literal) and self.after_newline not in text:
+            return None
+        return self.pattern.search(text, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.pattern, name)
+
+
+class _Footnotes(FootnoteExtension):
+    """Footnotes whose repeated references get their ids in constant time.
+
+    Python-Markdown counts up from the first id for every repeat (`See[^1] ` × 10,000 took
+    58 s); resuming from the id the last repeat took gives the same ids, as ids are never freed.
+    """
+
+    def reset(self):
+        super().reset()
+        self.last_unique: dict[str, str] = {}
+        self.ordered: set[str] = set()
+
+    def unique_ref(self, reference, found=False):
+        if not found:
+            return reference
+        original = reference
+        reference = self.last_unique.get(original, original)
+        separator = self.get_separator()
+        while reference in self.used_refs:
+            ref, rest = reference.split(separator, 1)
+            numbered = re.match(r"(fnref)(\d+)", ref)
+            if numbered:
+                reference = f"{numbered.group(1)}{int(numbered.group(2)) + 1}{separator}{rest}"
+            else:
+                reference = f"{ref}2{separator}{rest}"
+        self.used_refs.add(reference)
+        self.last_unique[original] = reference
+        self.found_refs[original] = self.found_refs.get(original, 0) + 1
+        return reference
+
+    def addFootnoteRef(self, id):
+        if id not in self.ordered:
+            self.ordered.add(id)
+            self.footnote_order.append(id)
+
+    def extendMarkdown(self, md):
+        super().extendMarkdown(md)
+        references = md.inlinePatterns["footnote"]
+        references.__class__ = _FootnoteReferences
+        references.compiled_re = re.compile(r"\[\^")
+
+
+class _FootnoteReferences(FootnoteInlineProcessor):
+    r"""`[^id]` references: the pattern finds `[^`, `str.find` its `]`.
+
+    As the regular expression `\[\^([^\]]*)\]`, every `[^` scanned to the next `]`: `[^` × 8,000 took seconds.
+    """
+
+    def handleMatch(self, m, data):
+        close = data.find("]", m.end())
+        if close < 0:
+            return None, None, None
+        element, _, _ = super().handleMatch(_Span(m.start(), close + 1, data[m.end() : close]), data)
+        # Not a footnote: go on after the `]`, as the regular expression's next match would.
+        return element, m.start(), close + 1
+
+
+class _Span:
+    r"""What `FootnoteInlineProcessor.handleMatch` reads of a match of `\[\^([^\]]*)\]`."""
+
+    def __init__(self, start: int, end: int, inside: str):
+        self._start, self._end, self.inside = start, end, inside
+
+    def group(self, number=0):
+        return self.inside
+
+    def start(self, number=0):
+        return self._start
+
+    def end(self, number=0):
+        return self._end
+
+
+class _DepthLimit(Treeprocessor):
+    """Elements nested deeper than MAX_TREE_DEPTH become their plain text.
+
+    Inline markup nests without limit (`**` × 20,000), and the steps after this one recurse
+    once per level: past Python's recursion limit the whole import stopped.
+    """
+
+    def run(self, root):
+        stack = [(root, 0)]
+        while stack:
+            element, depth = stack.pop()
+            for child in element:
+                if depth + 1 < MAX_TREE_DEPTH:
+                    stack.append((child, depth + 1))
+                elif len(child):
+                    text = "".join(child.itertext())
+                    for grandchild in list(child):
+                        child.remove(grandchild)
+                    child.text = text
+
+
+class _BoundedWorkExtension(Extension):
+    """Swap in the processors above: same instances and order, only the slow methods replaced."""
+
+    def __init__(self):
+        super().__init__()
+
+    def extendMarkdown(self, md):
+        brackets = _ClosingBrackets()
+        for name in ("reference", "link", "image_link", "image_reference", "short_reference", "short_image_ref"):
+            processor = md.inlinePatterns[name]
+            processor.__class__ = _FAST_INLINE[type(processor)]
+            processor.brackets = brackets
+        blocks = md.parser.blockprocessors
+        blocks["table"].__class__ = _FastTableProcessor
+        # Each of these patterns starts with `(?:^|\n)` and a literal.
+        blocks["admonition"].RE = _LineStart(blocks["admonition"].RE, "!!!")
+        blocks["details"].START = _LineStart(blocks["details"].START, "???")
+        blocks["hashheader"].RE = _LineStart(blocks["hashheader"].RE, "#")
+        md.treeprocessors.register(_DepthLimit(md), "nexus_depth_limit", 19)
 
 
 def _is_markdown_link(href):
     """A relative link to a `.md` file (with an optional #fragment)."""
-    parts = urlsplit(href)
+    try:
+        parts = urlsplit(href)
+    except ValueError:  # e.g. `http://[` ("Invalid IPv6 URL"): no link to an entry
+        return False
     return not parts.scheme and not parts.netloc and parts.path.lower().endswith(".md")
 
 
@@ -163,12 +489,17 @@ def _relative_entry_href(entry_slug, target_slug, fragment):
 @functools.cache
 def _markdown():
     """One configured Markdown converter per process (building one costs milliseconds)."""
+    return _new_markdown()
+
+
+def _new_markdown(*, bounded: bool = True):
+    """A converter and its link state; `bounded=False` keeps Python-Markdown's own (slow) processors."""
     state = _LinkState()
     md = markdown.Markdown(
         extensions=[
             "toc",
             "tables",
-            "footnotes",
+            _Footnotes() if bounded else "footnotes",
             "admonition",
             "sane_lists",
             "pymdownx.superfences",
@@ -179,6 +510,7 @@ def _markdown():
             "pymdownx.tilde",
             "pymdownx.magiclink",
             _LinkExtension(state),
+            *([_BoundedWorkExtension()] if bounded else []),
         ],
         extension_configs={
             "toc": {"permalink": "#", "permalink_title": "Link to this section", "toc_depth": "2-4"},
@@ -212,11 +544,25 @@ def render(
     resolve_link: LinkResolver | None = None,
     entry_slug: str | None = None,
 ) -> Rendered:
-    """Render Markdown to sanitized HTML plus the text, TOC and counts stored with it."""
+    """Render Markdown to sanitized HTML plus the text, TOC and counts stored with it.
+
+    Raises `ContentError` (line numbers counted in `source`) for Markdown past a rendering limit.
+    """
+    name = source_path or "<markdown>"
+    problem = markdown_problem(source.replace("\r\n", "\n") if "\r" in source else source)
+    if problem:
+        raise ContentError(name, *problem)
     md, state = _markdown()
     md.reset()
     state.reset(source_path, resolve_link, source, entry_slug or "")
-    raw = md.convert(source)
+    try:
+        raw = md.convert(source)
+    except BaseException as error:
+        # A converter stopped half-way keeps parser state (open lists…) into the next document.
+        _markdown.cache_clear()
+        if isinstance(error, RecursionError):  # nesting the limits checked above do not foresee
+            raise ContentError(name, 1, "nested too deeply to render") from None
+        raise
     links, broken = list(dict.fromkeys(state.links)), list(state.broken)
     toc = _flatten_toc(md.toc_tokens)
     safe = label_challenge_parts(sanitize(raw))
