@@ -548,6 +548,22 @@ def render(
 
     Raises `ContentError` (line numbers counted in `source`) for Markdown past a rendering limit.
     """
+    converted = _convert(source, source_path, resolve_link, entry_slug)
+    return _describe(_clean(converted.html), converted)
+
+
+@dataclass
+class _Converted:
+    """Python-Markdown's output for one document, before sanitizing."""
+
+    html: str
+    toc: list[dict]
+    links: list[str]
+    broken_links: list[tuple[int, str]]
+
+
+def _convert(source, source_path, resolve_link, entry_slug) -> _Converted:
+    """Markdown to unsanitized HTML, with the TOC and the links found on the way."""
     name = source_path or "<markdown>"
     problem = markdown_problem(source.replace("\r\n", "\n") if "\r" in source else source)
     if problem:
@@ -563,9 +579,16 @@ def render(
         if isinstance(error, RecursionError):  # nesting the limits checked above do not foresee
             raise ContentError(name, 1, "nested too deeply to render") from None
         raise
-    links, broken = list(dict.fromkeys(state.links)), list(state.broken)
-    toc = _flatten_toc(md.toc_tokens)
-    safe = label_challenge_parts(sanitize(raw))
+    return _Converted(raw, _flatten_toc(md.toc_tokens), list(dict.fromkeys(state.links)), list(state.broken))
+
+
+def _clean(raw_html: str) -> str:
+    """The HTML a page may show: sanitized, challenge and solution parts labelled."""
+    return label_challenge_parts(sanitize(raw_html))
+
+
+def _describe(safe: str, converted: _Converted) -> Rendered:
+    """`Rendered` for sanitized HTML: its text, first paragraph and counts."""
     extractor = _TextExtractor()
     extractor.feed(safe)
     text = extractor.text()
@@ -573,14 +596,14 @@ def render(
     return Rendered(
         html=safe,
         text=text,
-        toc=toc,
-        headings=[item["title"] for item in toc],
+        toc=converted.toc,
+        headings=[item["title"] for item in converted.toc],
         first_paragraph=extractor.first_paragraph.strip(),
         word_count=prose_words,
         reading_minutes=max(1, round(len(text.split()) / WORDS_PER_MINUTE)),
         has_diagram='class="mermaid"' in safe,
-        links=links,
-        broken_links=broken,
+        links=converted.links,
+        broken_links=converted.broken_links,
     )
 
 
