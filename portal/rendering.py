@@ -24,7 +24,7 @@ from markdown.extensions.footnotes import FootnoteExtension, FootnoteInlineProce
 from markdown.extensions.tables import TableProcessor
 from markdown.inlinepatterns import InlineProcessor
 from markdown.treeprocessors import Treeprocessor
-from pymdownx import superfences
+from pymdownx import highlight, superfences
 
 from .content import ContentError, markdown_problem
 
@@ -503,7 +503,7 @@ def _new_markdown(*, bounded: bool = True):
             "admonition",
             "sane_lists",
             "pymdownx.superfences",
-            "pymdownx.highlight",
+            _Highlight(use_pygments=True, css_class="highlight", guess_lang=False),
             "pymdownx.inlinehilite",
             "pymdownx.tasklist",
             "pymdownx.details",
@@ -514,7 +514,6 @@ def _new_markdown(*, bounded: bool = True):
         ],
         extension_configs={
             "toc": {"permalink": "#", "permalink_title": "Link to this section", "toc_depth": "2-4"},
-            "pymdownx.highlight": {"use_pygments": True, "css_class": "highlight", "guess_lang": False},
             "pymdownx.superfences": {
                 "custom_fences": [{"name": "mermaid", "class": "mermaid", "format": superfences.fence_code_format}]
             },
@@ -522,13 +521,77 @@ def _new_markdown(*, bounded: bool = True):
         },
         output_format="html",
     )
+    # The inline step looks its patterns up by position, about 300 times a note: a list answers
+    # that several times faster than the registry, which sorts and type-checks on each lookup.
+    md.treeprocessors["inline"].inlinePatterns = list(md.inlinePatterns)
     return md, state
+
+
+class _Highlight(highlight.HighlightExtension):
+    """pymdownx.highlight with one Pygments lexer per language and one stylesheet per style.
+
+    For every code block pymdownx looks the lexer up by name and builds a formatter whose
+    constructor turns the whole style into CSS tables (`_create_stylesheet`): most of the time
+    Pygments took. The output is the same (the golden test checks it).
+    """
+
+    def get_pymdownx_highlighter(self):
+        return _Highlighter
+
+    def extendMarkdown(self, md):
+        super().extendMarkdown(md)
+        # pymdownx picks its formatter classes by module name at each code block: point those
+        # names at subclasses that share the tables. They format exactly as before, so this is
+        # safe for any other user of pymdownx in the process, and doing it twice changes nothing.
+        for name in ("BlockHtmlFormatter", "InlineHtmlFormatter"):
+            formatter = getattr(highlight, name)
+            if not issubclass(formatter, _SharedStylesheet):
+                setattr(highlight, name, type(name, (_SharedStylesheet, formatter), {"__module__": __name__}))
+
+
+class _Highlighter(highlight.Highlight):
+    """pymdownx's highlighter, with lexers kept by language (they hold no state between uses)."""
+
+    _lexers: dict[tuple, tuple] = {}
+    KEEP = 256  # languages; a note of thousands of made-up ones must not grow this for ever
+
+    def get_lexer(self, src, language, inline, stripnl):
+        if self.guess_lang is not False:  # a guess depends on the source
+            return super().get_lexer(src, language, inline, stripnl)
+        # The rest of what decides the lexer (`extend_pygments_lang`) is one setting per process.
+        key = (language, inline, stripnl, self.default_lang)
+        if key not in self._lexers:
+            if len(self._lexers) >= self.KEEP:
+                self._lexers.clear()
+            self._lexers[key] = super().get_lexer(src, language, inline, stripnl)
+        return self._lexers[key]
+
+
+class _SharedStylesheet:
+    """Pygments' HtmlFormatter, its per-style tables built once per style instead of per code block."""
+
+    _tables: dict[tuple, tuple] = {}
+
+    def _create_stylesheet(self):
+        key = (self.style, self.classprefix, self.noclasses, self.debug_token_types)
+        if key in self._tables:
+            self.ttype2class, self.class2style, self.span_element_openers = self._tables[key]
+            return
+        super()._create_stylesheet()
+        # Read-only after this, but for `span_element_openers`, a cache of `<span class="…">` by
+        # token type that depends on nothing but the key.
+        self._tables[key] = (self.ttype2class, self.class2style, self.span_element_openers)
 
 
 def sanitize(raw_html: str) -> str:
     """Strip everything that could run script or load active content."""
-    return nh3.clean(
-        raw_html,
+    return _cleaner().clean(raw_html)
+
+
+@functools.cache
+def _cleaner() -> nh3.Cleaner:
+    """One nh3 cleaner per process: `nh3.clean` converted the allowed sets on every call."""
+    return nh3.Cleaner(
         tags=ALLOWED_TAGS,
         attributes=ALLOWED_ATTRIBUTES,
         url_schemes=URL_SCHEMES,
@@ -589,18 +652,15 @@ def _clean(raw_html: str) -> str:
 
 def _describe(safe: str, converted: _Converted) -> Rendered:
     """`Rendered` for sanitized HTML: its text, first paragraph and counts."""
-    extractor = _TextExtractor()
-    extractor.feed(safe)
-    text = extractor.text()
-    prose_words = len(extractor.prose_text().split())
+    text = _text_of(safe)
     return Rendered(
         html=safe,
-        text=text,
+        text=" ".join(text.words),
         toc=converted.toc,
         headings=[item["title"] for item in converted.toc],
-        first_paragraph=extractor.first_paragraph.strip(),
-        word_count=prose_words,
-        reading_minutes=max(1, round(len(text.split()) / WORDS_PER_MINUTE)),
+        first_paragraph=text.first_paragraph,
+        word_count=len(text.prose_words),
+        reading_minutes=max(1, round(len(text.words) / WORDS_PER_MINUTE)),
         has_diagram='class="mermaid"' in safe,
         links=converted.links,
         broken_links=converted.broken_links,
@@ -635,102 +695,86 @@ def _flatten_toc(tokens, out=None):
     return out
 
 
-class _TextExtractor:
-    """Plain text of sanitized HTML and its first top-level paragraph.
+#: Void elements (no end tag); of them, a line break or rule is a word break: "start<br>stop".
+_VOID = {"br", "hr", "img", "input"}
+#: Elements inside a line of text: outside code, their end is not a word break ("*go*." reads "go.").
+_INLINE = {
+    "a", "abbr", "b", "code", "del", "em", "i", "ins", "kbd", "mark", "s", "small", "span", "strong", "sub", "sup",
+}  # fmt: skip
+#: nh3 writes well-formed HTML (text escaped, `<` and `>` in attribute values too), so a regular
+#: expression splits it into tags and text: a fifth of the time `html.parser` took.
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*)>")
 
-    nh3 writes well-formed HTML (text escaped, attribute values double-quoted), so a regular
-    expression splits it into tags and text: a fifth of the time `html.parser` took.
+
+@dataclass
+class _Text:
+    """The words of sanitized HTML: all of them, those outside code, and the first top-level paragraph."""
+
+    words: list[str]
+    prose_words: list[str]
+    first_paragraph: str
+
+
+def _text_of(markup: str) -> _Text:
+    """Walk the tags of sanitized HTML and the text between them, in one loop.
+
+    Heading permalinks (`a.headerlink`) are left out. Code is text but not prose. Which
+    elements are open is kept as counts, so each tag costs the same however deep it is.
     """
-
-    VOID = {"br", "hr", "img", "input"}
-    #: Elements inside a line of text: outside code, their end is not a word break ("*go*." reads "go.").
-    INLINE = {
-        "a",
-        "abbr",
-        "b",
-        "code",
-        "del",
-        "em",
-        "i",
-        "ins",
-        "kbd",
-        "mark",
-        "s",
-        "small",
-        "span",
-        "strong",
-        "sub",
-        "sup",
-    }
-    TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>")
-
-    def __init__(self):
-        self.parts: list[str] = []
-        self.prose: list[str] = []
-        self.stack: list[str] = []
-        self.first_paragraph = ""
-        self._in_first = False
-        self._done_first = False
-
-    def feed(self, markup: str) -> None:
-        """Walk the tags and the text between them."""
-        at = 0
-        for match in self.TAG_RE.finditer(markup):
-            if match.start() > at:
-                self.handle_data(html.unescape(markup[at : match.start()]))
-            closing, tag, attrs = match.groups()
-            if closing:
-                self.handle_endtag(tag.lower())
-            else:
-                self.handle_starttag(tag.lower(), attrs)
-            at = match.end()
-        if at < len(markup):
-            self.handle_data(html.unescape(markup[at:]))
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.VOID:
-            if tag in {"br", "hr"}:  # a line break is a word break: "start<br>stop"
-                self.parts.append(" ")
-                self.prose.append(" ")
-            return
+    parts: list[str] = []  # all text, with a space where a block or a line ends
+    prose: list[str] = []  # the same outside <pre>
+    first: list[str] = []  # the first <p> outside any container
+    stack: list[str] = []  # open elements; "headerlink" for a permalink
+    open_count: dict[str, int] = {}
+    containers = 0  # open elements of BLOCK_CONTAINERS
+    in_first = done_first = False
+    unescape = html.unescape
+    at = 0
+    for match in _TAG_RE.finditer(markup):
+        if match.start() > at and not open_count.get("headerlink"):
+            data = unescape(markup[at : match.start()])
+            parts.append(data)
+            if not open_count.get("pre"):
+                prose.append(data)
+            if in_first:
+                first.append(data)
+        at = match.end()
+        closing, tag, attrs = match.groups()
+        tag = tag.lower()
+        if closing:
+            if not open_count.get(tag) and not (tag == "a" and open_count.get("headerlink")):
+                continue  # an end tag with no start: nothing to close
+            while stack:
+                top = stack.pop()
+                open_count[top] -= 1
+                containers -= top in BLOCK_CONTAINERS
+                if top == tag or (tag == "a" and top == "headerlink"):
+                    break
+            if tag == "p" and in_first:
+                in_first, done_first = False, True
+            # In code, Pygments wraps each token in a span: its end keeps `Book.objects.select_related`
+            # three words for search, as the tokenizer would otherwise read one.
+            if tag not in _INLINE or open_count.get("pre"):
+                parts.append(" ")
+                prose.append(" ")
+            continue
+        if tag in _VOID:
+            if tag in ("br", "hr"):
+                parts.append(" ")
+                prose.append(" ")
+            continue
         if tag == "a" and 'class="headerlink"' in attrs:
-            self.stack.append("headerlink")
-            return
-        if tag == "p" and not self._done_first and not self._container_open():
-            self._in_first = True
-        self.stack.append(tag)
-
-    def handle_endtag(self, tag):
-        if tag not in self.stack and not (tag == "a" and "headerlink" in self.stack):
-            return
-        while self.stack:
-            top = self.stack.pop()
-            if top == tag or (tag == "a" and top == "headerlink"):
-                break
-        if tag == "p" and self._in_first:
-            self._in_first, self._done_first = False, True
-        # In code, Pygments wraps each token in a span: its end keeps `Book.objects.select_related`
-        # three words for search, as the tokenizer would otherwise read one.
-        if tag not in self.INLINE or "pre" in self.stack:
-            self.parts.append(" ")
-            self.prose.append(" ")
-
-    def handle_data(self, data):
-        if "headerlink" in self.stack:
-            return
-        self.parts.append(data)
-        if "pre" not in self.stack:
-            self.prose.append(data)
-        if self._in_first:
-            self.first_paragraph += data
-
-    def _container_open(self):
-        return any(tag in BLOCK_CONTAINERS for tag in self.stack)
-
-    def text(self):
-        """All text, whitespace folded."""
-        return " ".join("".join(self.parts).split())
-
-    def prose_text(self):
-        """Text outside code blocks, for word counts."""
-        return " ".join("".join(self.prose).split())
+            tag = "headerlink"
+        elif tag == "p" and not done_first and not containers:
+            in_first = True
+        stack.append(tag)
+        open_count[tag] = open_count.get(tag, 0) + 1
+        containers += tag in BLOCK_CONTAINERS
+    if at < len(markup) and not open_count.get("headerlink"):
+        data = unescape(markup[at:])
+        parts.append(data)
+        if not open_count.get("pre"):
+            prose.append(data)
+        if in_first:
+            first.append(data)
+    return _Text("".join(parts).split(), "".join(prose).split(), "".join(first).strip())
