@@ -23,7 +23,9 @@ from markdown.extensions import Extension
 from markdown.extensions.footnotes import FootnoteExtension, FootnoteInlineProcessor
 from markdown.extensions.tables import TableProcessor
 from markdown.inlinepatterns import InlineProcessor
+from markdown.treeprocessors import InlineProcessor as InlineStep
 from markdown.treeprocessors import Treeprocessor
+from markdown.util import AtomicString
 from pymdownx import highlight, superfences
 
 from .content import ContentError, markdown_problem
@@ -448,8 +450,66 @@ class _DepthLimit(Treeprocessor):
                     child.text = text
 
 
-class _BoundedWorkExtension(Extension):
-    """Swap in the processors above: same instances and order, only the slow methods replaced."""
+#: What the text must hold for each inline pattern to match anywhere in it (by pattern name).
+_INLINE_NEEDS: dict[str, Callable[[str], bool]] = {
+    "backtick": lambda text: "`" in text,
+    "escape": lambda text: "\\" in text,
+    "footnote": lambda text: "[^" in text,
+    "nexus_wikilink": lambda text: "[[" in text,
+    "reference": lambda text: "[" in text,
+    "link": lambda text: "[" in text,
+    "image_link": lambda text: "![" in text,
+    "image_reference": lambda text: "![" in text,
+    "short_reference": lambda text: "[" in text,
+    "short_image_ref": lambda text: "![" in text,
+    "autolink": lambda text: "<" in text,
+    "automail": lambda text: "<" in text,
+    "linebreak": lambda text: "  \n" in text,
+    "html": lambda text: "<" in text,
+    "entity": lambda text: "&" in text,
+    "em_strong": lambda text: "*" in text or "_" in text,
+    "delimiter": lambda text: "~" in text,
+    "magic-link": lambda text: "://" in text or "www." in text.lower(),
+    "magic-mail": lambda text: "@" in text,
+}
+
+
+class _InlineSkipping(InlineStep):
+    """Python-Markdown's inline step, skipping the patterns a text lacks the characters for.
+
+    It tries each of the 19 patterns on every text in turn (about 280 tries a note), each a
+    regular-expression search and a dozen lines of Python; most texts have no `[`, `<`, `&` or
+    backtick at all. A skipped pattern is one that would not have matched, so what follows is
+    the same: this is Python-Markdown 3.11's `__handleInline` with that test added.
+    """
+
+    can_match: list[Callable[[str], bool] | None]
+
+    def _InlineProcessor__handleInline(self, data, patternIndex=0):  # the name-mangled private method
+        if isinstance(data, AtomicString):
+            return data
+        patterns, can_match = self.inlinePatterns, self.can_match
+        start = 0
+        while patternIndex < len(patterns):
+            test = can_match[patternIndex]
+            if test is not None and not test(data):
+                patternIndex, start = patternIndex + 1, 0  # as after a pattern that did not match
+                continue
+            data, matched, start = self._InlineProcessor__applyPattern(
+                patterns[patternIndex], data, patternIndex, start
+            )
+            if not matched:
+                patternIndex += 1
+        return data
+
+
+class _FasterExtension(Extension):
+    """Swap in the processors above: Python-Markdown's answers with less work.
+
+    Same instances in the same order, only the slow methods replaced: bounded where they were
+    quadratic, skipped where they cannot match. `_new_markdown(fast=False)` leaves them out,
+    to compare with.
+    """
 
     def __init__(self):
         super().__init__()
@@ -467,6 +527,19 @@ class _BoundedWorkExtension(Extension):
         blocks["details"].START = _LineStart(blocks["details"].START, "???")
         blocks["hashheader"].RE = _LineStart(blocks["hashheader"].RE, "#")
         md.treeprocessors.register(_DepthLimit(md), "nexus_depth_limit", 19)
+
+    @staticmethod
+    def after_all(md):
+        """What needs every extension's patterns registered: called once the converter is built."""
+        inline = md.treeprocessors["inline"]
+        inline.__class__ = _InlineSkipping
+        # Looked up by position, about 280 times a note: a list answers several times faster than
+        # the registry, which sorts and type-checks on each lookup.
+        inline.inlinePatterns = list(md.inlinePatterns)
+        inline.can_match = [None] * len(inline.inlinePatterns)
+        for name, test in _INLINE_NEEDS.items():
+            if name in md.inlinePatterns:
+                inline.can_match[md.inlinePatterns.get_index_for_name(name)] = test
 
 
 def _is_markdown_link(href):
@@ -492,25 +565,27 @@ def _markdown():
     return _new_markdown()
 
 
-def _new_markdown(*, bounded: bool = True):
-    """A converter and its link state; `bounded=False` keeps Python-Markdown's own (slow) processors."""
+def _new_markdown(*, fast: bool = True):
+    """A converter and its link state; `fast=False` keeps Python-Markdown's own (slower) processors."""
     state = _LinkState()
     md = markdown.Markdown(
         extensions=[
             "toc",
             "tables",
-            _Footnotes() if bounded else "footnotes",
+            _Footnotes() if fast else "footnotes",
             "admonition",
             "sane_lists",
             "pymdownx.superfences",
-            _Highlight(use_pygments=True, css_class="highlight", guess_lang=False),
+            (_Highlight if fast else highlight.HighlightExtension)(
+                use_pygments=True, css_class="highlight", guess_lang=False
+            ),
             "pymdownx.inlinehilite",
             "pymdownx.tasklist",
             "pymdownx.details",
             "pymdownx.tilde",
             "pymdownx.magiclink",
             _LinkExtension(state),
-            *([_BoundedWorkExtension()] if bounded else []),
+            *([_FasterExtension()] if fast else []),
         ],
         extension_configs={
             "toc": {"permalink": "#", "permalink_title": "Link to this section", "toc_depth": "2-4"},
@@ -521,9 +596,8 @@ def _new_markdown(*, bounded: bool = True):
         },
         output_format="html",
     )
-    # The inline step looks its patterns up by position, about 300 times a note: a list answers
-    # that several times faster than the registry, which sorts and type-checks on each lookup.
-    md.treeprocessors["inline"].inlinePatterns = list(md.inlinePatterns)
+    if fast:
+        _FasterExtension.after_all(md)
     return md, state
 
 
@@ -704,6 +778,9 @@ _INLINE = {
 #: nh3 writes well-formed HTML (text escaped, `<` and `>` in attribute values too), so a regular
 #: expression splits it into tags and text: a fifth of the time `html.parser` took.
 _TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)([^>]*)>")
+#: In code every end tag, line break and rule is a word break; other tags are no text at all.
+_CODE_BREAK_RE = re.compile(r"</[^>]*>|<(?:br|hr)\b[^>]*>")
+_CODE_TAG_RE = re.compile(r"<[^>]*>")
 
 
 @dataclass
@@ -719,7 +796,8 @@ def _text_of(markup: str) -> _Text:
     """Walk the tags of sanitized HTML and the text between them, in one loop.
 
     Heading permalinks (`a.headerlink`) are left out. Code is text but not prose. Which
-    elements are open is kept as counts, so each tag costs the same however deep it is.
+    elements are open is kept as counts, so each tag costs the same however deep it is; a
+    `<pre>` is taken whole with two substitutions, as Pygments puts a tag around every token.
     """
     parts: list[str] = []  # all text, with a space where a block or a line ends
     prose: list[str] = []  # the same outside <pre>
@@ -728,9 +806,9 @@ def _text_of(markup: str) -> _Text:
     open_count: dict[str, int] = {}
     containers = 0  # open elements of BLOCK_CONTAINERS
     in_first = done_first = False
-    unescape = html.unescape
+    unescape, search = html.unescape, _TAG_RE.search
     at = 0
-    for match in _TAG_RE.finditer(markup):
+    while match := search(markup, at):
         if match.start() > at and not open_count.get("headerlink"):
             data = unescape(markup[at : match.start()])
             parts.append(data)
@@ -763,6 +841,16 @@ def _text_of(markup: str) -> _Text:
                 parts.append(" ")
                 prose.append(" ")
             continue
+        if tag == "pre" and not in_first and not open_count.get("headerlink"):
+            end = markup.find("</pre>", at)
+            code = markup[at:end] if end >= 0 else ""
+            # What the loop would give, given nh3's output: every tag closed, every `&` an entity.
+            if end >= 0 and "<pre" not in code and "headerlink" not in code:
+                parts.append(unescape(_CODE_TAG_RE.sub("", _CODE_BREAK_RE.sub(" ", code))))
+                parts.append(" ")  # for the </pre>, as below
+                prose.append(" ")
+                at = end + len("</pre>")
+                continue
         if tag == "a" and 'class="headerlink"' in attrs:
             tag = "headerlink"
         elif tag == "p" and not done_first and not containers:
