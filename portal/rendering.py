@@ -492,8 +492,9 @@ class _InlineSkipping(InlineStep):
         start = 0
         while patternIndex < len(patterns):
             test = can_match[patternIndex]
-            if test is not None and not test(data):
-                patternIndex, start = patternIndex + 1, 0  # as after a pattern that did not match
+            # Tested once per pattern (`start` is 0 until it matches): after a match it goes on from there.
+            if start == 0 and test is not None and not test(data):
+                patternIndex += 1  # as after a pattern that did not match
                 continue
             data, matched, start = self._InlineProcessor__applyPattern(
                 patterns[patternIndex], data, patternIndex, start
