@@ -98,20 +98,24 @@ class _WikiLinkPattern(InlineProcessor):
     r"""`[[slug]]` or `[[slug|label]]` becomes a link the rewriter resolves.
 
     It matches what `\[\[([^\]|\n]+?)(?:\|([^\]\n]+))?\]\]` does, but the pattern finds `[[` only and
-    the rest is found with `str.find`: as that regular expression, every `[[` scanned to the end
+    the rest is found with `_FirstOf`: as that regular expression, every `[[` scanned to the end
     of its line (`[[a ` × 8,000 took over a minute).
     """
+
+    def __init__(self, pattern, md=None):
+        super().__init__(pattern, md)
+        self.target_end, self.label_end = _FirstOf("]|\n"), _FirstOf("]\n")
 
     def handleMatch(self, m, data):
         import xml.etree.ElementTree as etree  # builds elements, parses no XML  # nosec B405
 
         start = m.end()
-        stop = _find_first(data, start, "]|\n")
+        stop = self.target_end(data, start)
         if stop == start or stop == len(data) or data[stop] == "\n":
             return None, None, None
         end, label = stop, None
         if data[stop] == "|":
-            end = _find_first(data, stop + 1, "]\n")
+            end = self.label_end(data, stop + 1)
             if end == stop + 1 or end == len(data) or data[end] == "\n":
                 return None, None, None
             label = data[stop + 1 : end]
@@ -125,10 +129,30 @@ class _WikiLinkPattern(InlineProcessor):
         return el, m.start(0), end + 2
 
 
-def _find_first(text: str, start: int, chars: str) -> int:
-    """Position of the first of `chars` in `text` from `start`, or len(text)."""
-    found = [at for at in (text.find(char, start) for char in chars) if at >= 0]
-    return min(found, default=len(text))
+class _FirstOf:
+    """Where the first of some characters is from a position on, remembered for the last text.
+
+    Inline patterns go through a text from left to right: where a character was found from one
+    `[[` on holds for every later `[[` before it, so a line of `[[` without a `]` is not scanned
+    again from each. Kept per character: `|` may be near while `]` is nowhere.
+    """
+
+    def __init__(self, chars: str):
+        self.text: str | None = None
+        self.known = {char: (0, -1) for char in chars}  # char -> (searched from, found at or len)
+
+    def __call__(self, text: str, start: int) -> int:
+        """Position of the first of the characters in `text` from `start` on, or len(text)."""
+        if text is not self.text:
+            self.text, self.known = text, dict.fromkeys(self.known, (0, -1))
+        first = len(text)
+        for char, (since, at) in self.known.items():
+            if not since <= start <= at:
+                found = text.find(char, start)
+                since, at = start, found if found >= 0 else len(text)
+                self.known[char] = since, at
+            first = min(first, at)
+        return first
 
 
 class _LinkExtension(Extension):
@@ -198,10 +222,11 @@ _BRACKET_RE = re.compile(r"[\[\]()\"']")
 class _InlineText:
     """Where each `[` and `(` of one inline text closes (-1: nowhere), and where its quotes are."""
 
-    __slots__ = ("text", "closes", "quotes")
+    __slots__ = ("text", "closes", "quotes", "seen", "seen_from")
 
     def __init__(self, text: str):
         self.text = text
+        self.seen, self.seen_from = text, 0  # the last text found equal to this one from `seen_from` on
         self.closes: dict[int, int] = {}
         self.quotes: list[int] = []
         open_squares: list[int] = []
@@ -254,7 +279,12 @@ class _ClosingBrackets:
         """A table whose text equals `data` from `opening` on, and the offset between the two."""
         for table in self.tables:
             shift = len(table.text) - len(data)
-            if table.text is data or (opening + shift >= 0 and table.text.endswith(data[opening:])):
+            if table.seen is data and opening >= table.seen_from:
+                return table, shift
+            if opening + shift >= 0 and table.text.endswith(data[opening:]):
+                # Compared once per text and position, not once per bracket: later brackets of
+                # the same text lie further on, where it is equal too.
+                table.seen, table.seen_from = data, opening
                 return table, shift
         table = _InlineText(data)
         self.tables = [table, *self.tables[: self.KEEP - 1]]
@@ -271,7 +301,9 @@ class _FastLinkText:
             return super().getText(data, index)
         close = self.brackets.find(data, index - 1)
         if close < 0:
-            return data[index:], len(data), False
+            # Python-Markdown returns the rest of the text here, which every caller drops when
+            # it is not handled: copying it for each `[` made `[` × 100,000 quadratic again.
+            return "", len(data), False
         return data[index:close], close + 1, True
 
 
@@ -396,17 +428,20 @@ class _Footnotes(FootnoteExtension):
         references = md.inlinePatterns["footnote"]
         references.__class__ = _FootnoteReferences
         references.compiled_re = re.compile(r"\[\^")
+        references.closing = _FirstOf("]")
 
 
 class _FootnoteReferences(FootnoteInlineProcessor):
-    r"""`[^id]` references: the pattern finds `[^`, `str.find` its `]`.
+    r"""`[^id]` references: the pattern finds `[^`, `_FirstOf` its `]`.
 
     As the regular expression `\[\^([^\]]*)\]`, every `[^` scanned to the next `]`: `[^` × 8,000 took seconds.
     """
 
+    closing: _FirstOf
+
     def handleMatch(self, m, data):
-        close = data.find("]", m.end())
-        if close < 0:
+        close = self.closing(data, m.end())
+        if close == len(data):
             return None, None, None
         element, _, _ = super().handleMatch(_Span(m.start(), close + 1, data[m.end() : close]), data)
         # Not a footnote: go on after the `]`, as the regular expression's next match would.
