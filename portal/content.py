@@ -50,6 +50,9 @@ MAX_UNCLOSED_TAG_SCAN = 4_000_000
 #: Characters Python-Markdown may copy and search again after taking a heading or rule off a block:
 #: it does so for each, to the end of the block (`## h` × 20,000 without blank lines took 44 s).
 MAX_BLOCK_RESCAN = 20_000_000
+#: Inline markup × length of the paragraph it is in, summed: Python-Markdown copies a paragraph
+#: for each link, emphasis, code span or entity it finds (`*a* ` × 60,000 on one line: 18 s).
+MAX_INLINE_WORK = 1_000_000_000
 H1_RE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 FENCE_RE = re.compile(r"^\s*(```|~~~)")
 
@@ -276,6 +279,8 @@ _FENCE_RE = re.compile(r"^[ \t>]*(`{3,}|~{3,})", re.MULTILINE)
 #: A line Python-Markdown takes off the block it is in: a heading, a rule or setext underline, an
 #: admonition or details title (after "\n", as above).
 _BREAK_LINE_RE = re.compile(r"\n[ ]{0,3}(?:#|!!!|\?\?\?|[-*_=][-*_= ]*(?=\n|\Z))")
+#: A line that starts an inline text of its own: a list item, table row, heading, quote, title.
+_OWN_TEXT_LINE_RE = re.compile(r"[ \t]*(?:[-*+][ \t]|\d{1,9}[.)][ \t]|[|#>]|!!!|\?\?\?)|.*\|")
 _TAG_RE = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9-]*)[^<>]*>")
 _TAG_START_RE = re.compile(r"<[A-Za-z]")
 #: Elements that do not nest: void ones, and ones whose end tag the HTML parser implies.
@@ -289,7 +294,8 @@ _FLAT_ELEMENTS = {
 def markdown_problem(text: str) -> tuple[int, str] | None:
     """The first (line, reason) at which Markdown `text` passes a rendering limit; None within them."""
     fences = _Fences(text)
-    for check in (_too_deep, _too_long_table, _too_many_breaks, _html_too_deep, _unclosed_tags):  # positions in `text`
+    checks = (_too_deep, _too_long_table, _too_many_breaks, _too_much_inline, _html_too_deep, _unclosed_tags)
+    for check in checks:  # positions in `text`
         problem = check(text, fences)
         if problem:
             position, reason = problem
@@ -366,6 +372,37 @@ def _too_many_breaks(text, fences):
         if rescan > MAX_BLOCK_RESCAN:
             return first, "too many headings or rules in one block without blank lines between them: add blank lines"
     return None
+
+
+def _inline_marks(text: str) -> int:
+    """How many places in `text` could start inline markup (an upper bound)."""
+    marks = sum(text.count(char) for char in "*_`&<[~@")
+    return marks + text.count("  \n") + text.count("://") + text.lower().count("www.")
+
+
+def _too_much_inline(text, fences):
+    """Long paragraphs full of inline markup: Python-Markdown copies the paragraph for each."""
+    if _inline_marks(text) * len(text) <= MAX_INLINE_WORK:  # as if it all were one paragraph
+        return None
+    work, worst, worst_at, start, lines = 0, 0, 0, 0, []
+    position = 0
+    for line in text.split("\n") + [""]:
+        own = not line.strip() or position in fences or _OWN_TEXT_LINE_RE.match(line)
+        if own and lines:  # the paragraph so far ends here
+            paragraph = "\n".join(lines)
+            cost = _inline_marks(paragraph) * len(paragraph)
+            work += cost
+            if cost > worst:
+                worst, worst_at = cost, start
+            lines = []
+        if line.strip() and position not in fences:
+            if not lines:
+                start = position
+            lines.append(line)
+        position += len(line) + 1
+    if work <= MAX_INLINE_WORK:
+        return None
+    return worst_at, "a long paragraph full of links, emphasis or code spans: split it with blank lines"
 
 
 def _html_too_deep(text, fences):

@@ -218,6 +218,9 @@ NESTED_ADMONITIONS = "".join("    " * depth + "!!! note\n" for depth in range(50
         (b"x\n\n" + b"---\n" * 40_000, 3, "headings or rules in one block"),  # 89 s
         (b"a\n-\n" * 10_000, 2, "headings or rules in one block"),  # setext headings
         (b"ok > fine\n" + b"<a " * 6_000, 2, "'<' that no '>' follows"),  # 11 s at 16 KB
+        # Python-Markdown copies a paragraph for each piece of inline markup in it: quadratic.
+        (b"Intro.\n\n" + b"*a* " * 60_000, 3, "long paragraph full of links, emphasis or code"),  # 18 s
+        (b"a  \n" * 60_000, 1, "long paragraph full of links, emphasis or code"),  # line breaks: over 2 min
     ],
     ids=[
         "list-markers",
@@ -236,6 +239,8 @@ NESTED_ADMONITIONS = "".join("    " * depth + "!!! note\n" for depth in range(50
         "rules",
         "setext",
         "unclosed-tags",
+        "inline-markup",
+        "line-breaks",
     ],
 )
 def test_limits_name_the_line_and_reason(raw, line, reason):
@@ -263,8 +268,23 @@ def test_body_limits_count_lines_in_the_file():
         "## h\n\n" * 2_000,  # headings with blank lines between them
         "<ul>" + "<li>item" * 500 + "</ul>\n",  # elements whose end tag is implied do not nest
         "Compare a<b and c<d.\n" * 200,  # a few `<` that no `>` follows
+        "- item with *emphasis* and `code`\n" * 5_000,  # each list item is a short text of its own
+        "| *a* | `b` |\n|---|---|\n" + "| *a* | `b` |\n" * 5_000,  # so is each table cell
+        "```\n" + "*a* " * 30_000 + "\n```\n",  # and code is no markup
     ],
-    ids=["table", "nesting", "rule", "code-indent", "code-comments", "headings", "html-li", "less-than"],
+    ids=[
+        "table",
+        "nesting",
+        "rule",
+        "code-indent",
+        "code-comments",
+        "headings",
+        "html-li",
+        "less-than",
+        "list-markup",
+        "table-markup",
+        "code-markup",
+    ],  # fmt: skip
 )
 def test_real_notes_stay_within_the_limits(text):
     assert parse_bytes("n.md", text.encode()).body == text
