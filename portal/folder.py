@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .content import MAX_FILE_BYTES, ContentError
+from .content import MAX_FILE_BYTES, ContentError, size_text
 
 MARKDOWN_SUFFIXES = {".md", ".markdown"}
 VOCABULARY_FILE = "_tags.yml"
@@ -113,7 +113,7 @@ def read_entry_file(
         except OSError as error:
             raise ContentError(relative, 1, f"cannot read file ({error.strerror or error})") from None
     if len(raw) > max_bytes:
-        raise ContentError(relative, 1, f"file is larger than {max_bytes // 1024 // 1024} MB")
+        raise ContentError(relative, 1, f"file is larger than {size_text(max_bytes)}")
     return raw
 
 
@@ -123,7 +123,7 @@ def _check_regular(relative: str, info: os.stat_result, max_bytes: int) -> None:
         kind = FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a file")
         raise Refused(relative, 1, f"not a regular file ({kind}); only regular files are read")
     if info.st_size > max_bytes:
-        raise ContentError(relative, 1, f"file is larger than {max_bytes // 1024 // 1024} MB")
+        raise ContentError(relative, 1, f"file is larger than {size_text(max_bytes)}")
 
 
 def _inside(real_path: str, real_root: str) -> bool:

@@ -9,6 +9,7 @@ import socket
 import pytest
 from sqlalchemy import select
 
+from portal.content import ContentError
 from portal.folder import find_markdown_files, read_entry_file
 from portal.models import Entry, db
 
@@ -149,6 +150,21 @@ def test_size_is_checked_before_reading(tmp_path, size, error):
     else:
         with pytest.raises(Exception, match=error):
             read_entry_file(tmp_path, "big.md")
+
+
+def test_a_file_that_grows_after_its_size_was_checked_is_still_refused(tmp_path, monkeypatch):
+    # The size seen before reading can be out of date: at most max_bytes + 1 bytes are read.
+    (tmp_path / "n.md").write_bytes(b"x" * 1_000)
+    real_stat, real_fstat = os.stat, os.fstat
+    monkeypatch.setattr(os, "stat", lambda path, **kw: _sized(real_stat(path, **kw), 5))
+    monkeypatch.setattr(os, "fstat", lambda fd: _sized(real_fstat(fd), 5))
+    with pytest.raises(ContentError, match="larger than 10 bytes"):
+        read_entry_file(tmp_path, "n.md", max_bytes=10)
+
+
+def _sized(info: os.stat_result, size: int) -> os.stat_result:
+    """`info` with another st_size, as a file that was smaller when it was looked at."""
+    return os.stat_result((*info[:6], size, *info[7:]))
 
 
 def test_fifos_devices_and_forged_names_through_the_command_line(tmp_path, folders):

@@ -169,13 +169,23 @@ def spelling_analyzer():
 
 
 class TagSlugFilter(Filter):
-    """Tags are indexed and queried as slugs: `tag:C++` finds `c-plus-plus`, the slug the importer gave C++."""
+    """Tags are indexed and queried as slugs: `tag:C++` finds `c-plus-plus`, the slug the importer gave C++.
+
+    In a query, `*` and `?` stay (`tag:c++*`), so prefixes and wildcards on tags work as before.
+    """
 
     def __call__(self, tokens):
         for token in tokens:
-            token.text = tag_slug(token.text)
+            token.text = _tag_pattern(token.text)
             if token.text:
                 yield token
+
+
+def _tag_pattern(text: str) -> str:
+    """The tag slug of `text`, keeping the wildcards of a query in place."""
+    if "*" not in text and "?" not in text:
+        return tag_slug(text)
+    return "".join(part if part in ("*", "?") else tag_slug(part) for part in re.split(r"([*?])", text) if part)
 
 
 def make_schema():
