@@ -17,25 +17,8 @@ from pathlib import PurePosixPath
 import frontmatter
 import yaml
 
-KINDS = ("technology", "concept", "challenge", "practice")
-KIND_ALIASES = {
-    "technology": "technology",
-    "technologies": "technology",
-    "tech": "technology",
-    "concept": "concept",
-    "concepts": "concept",
-    "challenge": "challenge",
-    "challenges": "challenge",
-    "challenge-and-solution": "challenge",
-    "challenges-and-solutions": "challenge",
-    "practice": "practice",
-    "practices": "practice",
-    "best-practice": "practice",
-    "best-practices": "practice",
-}
-KNOWN_KEYS = {
-    "title", "summary", "tags", "kind", "date", "updated", "draft", "slug", "challenge", "solution",
-}  # fmt: skip
+from .kinds import KIND_ALIASES, KINDS
+
 MAX_FILE_BYTES = 2 * 1024 * 1024
 #: Limits that keep reading and rendering one file bounded (issue 21); real notes stay far below them.
 MAX_FRONT_MATTER_BYTES = 64 * 1024
