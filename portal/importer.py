@@ -31,6 +31,7 @@ from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
 from .rendering import RENDERER_VERSION
 from .report import ImportReport
+from .sandbox import Budget, Sandbox, process_count
 from .scanning import Scan, Scanner, scan_folder, scan_paths
 from .search import store
 from .vocabulary import TAG_SLUG_RULES, TagResolver, load_vocabulary
@@ -60,8 +61,8 @@ def import_content(
     folder_tags: bool = True,
     git_dates: bool = True,
     max_attachment_bytes: int = DEFAULT_MAX_BYTES,
-    max_render_seconds: float = processes.Budget.seconds,
-    max_render_mb: float = processes.Budget.megabytes,
+    max_render_seconds: float = Budget.seconds,
+    max_render_mb: float = Budget.megabytes,
     follow_external_symlinks: bool = False,
     progress: Callable[[Iterable], Iterable] | None = None,
     wait: bool = True,
@@ -99,15 +100,15 @@ class _Options:
     folder_tags: bool = True
     git_dates: bool = True
     max_attachment_bytes: int = DEFAULT_MAX_BYTES
-    max_render_seconds: float = processes.Budget.seconds
-    max_render_mb: float = processes.Budget.megabytes
+    max_render_seconds: float = Budget.seconds
+    max_render_mb: float = Budget.megabytes
     follow_external_symlinks: bool = False
     paths: list[str] | None = None  # a targeted import: only these files and folders
 
     @property
-    def budget(self) -> processes.Budget:
+    def budget(self) -> Budget:
         """What parsing and rendering one file may cost."""
-        return processes.Budget(float(self.max_render_seconds), float(self.max_render_mb))
+        return Budget(float(self.max_render_seconds), float(self.max_render_mb))
 
 
 def _import_locked(root: Path, instance_path, options: _Options, progress=None) -> ImportReport:
@@ -153,7 +154,7 @@ def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> Impor
         else:
             scan = scan_folder(scanner, progress)
     # Every file is parsed and rendered in sandbox processes, within its budget (see processes.py).
-    with processes.Sandbox(processes.process_count(len(scan.changed)), options.budget) as sandbox:
+    with Sandbox(process_count(len(scan.changed)), options.budget) as sandbox:
         with report.timed("parse"):
             plan = plan_changes(root, scan, existing, folder_tags, report, sandbox, follow_external=follow)
         tags = TagResolver(vocabulary, dict(db.session.execute(select(Tag.slug, Tag.name)).all()))

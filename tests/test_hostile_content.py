@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import event, select
 
-from portal import processes
+from portal import processes, sandbox
 from portal.content import parse_bytes
 from portal.models import Entry, db
 from portal.rendering import render
@@ -84,7 +84,7 @@ def misbehaving(monkeypatch):
     """Parsing and rendering that misbehave on markers, in forked workers."""
     monkeypatch.setattr(processes, "parse_bytes", _parse_bytes)
     monkeypatch.setattr(processes, "render", _render)
-    monkeypatch.setattr(processes, "_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(sandbox, "_context", lambda: multiprocessing.get_context("fork"))
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,13 @@ import time
 import pytest
 from sqlalchemy import select
 
-from portal import processes
+from portal import processes, sandbox
 from portal.content import ContentError, ParsedEntry
 from portal.models import Entry, db
 
 from .conftest import do_import, write_entry
 
-COUNT = 230  # above processes.MIN_PARALLEL
+COUNT = 230  # above sandbox.MIN_PARALLEL
 
 
 def write_corpus(root):
@@ -49,7 +49,7 @@ def corpus(tmp_path):
 
 
 def test_parallel_import_matches_a_single_process(make_app, corpus, tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(processes.os, "cpu_count", lambda: 2)  # parallel even on a one-core machine
+    monkeypatch.setattr(sandbox.os, "cpu_count", lambda: 2)  # parallel even on a one-core machine
     caplog.set_level("INFO", logger="portal")
     # Two databases to compare, whatever backend the suite runs on.
     parallel_app = make_app(corpus, instance="parallel", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/p.sqlite3")
@@ -58,7 +58,7 @@ def test_parallel_import_matches_a_single_process(make_app, corpus, tmp_path, mo
     assert re.search(r"rendered 230 entries in [2-9] processes", caplog.text)
     if threading.active_count() == 1:  # Whoosh forks its writers: only without other threads (see process_count)
         assert re.search(r"230 documents in [\d.]+s \([2-9] processes\)", caplog.text)
-    monkeypatch.setattr(processes, "MIN_PARALLEL", 10**9)
+    monkeypatch.setattr(sandbox, "MIN_PARALLEL", 10**9)
     serial_app = make_app(corpus, instance="serial", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/s.sqlite3")
     serial = do_import(serial_app, corpus)
 
@@ -78,9 +78,9 @@ def test_pool_processes_are_spawned_when_other_threads_run(corpus):
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        with processes.Sandbox(2) as sandbox:
-            assert sandbox._context.get_start_method() == "spawn"
-            results = processes.parse_entries(sandbox, files, folder_tags=True)
+        with sandbox.Sandbox(2) as box:
+            assert box._context.get_start_method() == "spawn"
+            results = processes.parse_entries(box, files, folder_tags=True)
     finally:
         stop.set()
         other.join()
@@ -91,14 +91,14 @@ def test_pool_processes_are_spawned_when_other_threads_run(corpus):
 
 
 def test_small_imports_use_one_sandbox_process_and_none_when_nothing_changed():
-    assert processes.process_count(processes.MIN_PARALLEL - 1) == 1
-    with processes.Sandbox(1) as sandbox:
-        assert processes.render_entries(sandbox, [], {}) == {}
-        assert sandbox._workers == []  # nothing to do starts no process
-        assert processes.parse_entries(sandbox, [("a.md", b"# A\n")], folder_tags=True)[0].title == "A"
-        [worker] = sandbox._workers
+    assert sandbox.process_count(sandbox.MIN_PARALLEL - 1) == 1
+    with sandbox.Sandbox(1) as box:
+        assert processes.render_entries(box, [], {}) == {}
+        assert box._workers == []  # nothing to do starts no process
+        assert processes.parse_entries(box, [("a.md", b"# A\n")], folder_tags=True)[0].title == "A"
+        [worker] = box._workers
         assert worker.process.pid != os.getpid()
-    assert sandbox._workers == []
+    assert box._workers == []
 
 
 # Jobs that misbehave as a pathological file can make a parser misbehave. They are functions of
@@ -149,7 +149,7 @@ def _sleep(path, seconds):
     return path
 
 
-BUDGET = processes.Budget(seconds=1.0, megabytes=256)
+BUDGET = sandbox.Budget(seconds=1.0, megabytes=256)
 
 
 @pytest.mark.parametrize(
@@ -167,8 +167,8 @@ BUDGET = processes.Budget(seconds=1.0, megabytes=256)
 )
 def test_a_runaway_file_costs_its_budget_and_the_others_still_render(job, reason):
     jobs = [("good-1.md", ())] + [("bad.md", ())] + [(f"good-{i}.md", ()) for i in range(2, 5)]
-    with processes.Sandbox(2, BUDGET) as sandbox:
-        results = sandbox.run(_dispatch, [(path, (path, job)) for path, _ in jobs])
+    with sandbox.Sandbox(2, BUDGET) as box:
+        results = box.run(_dispatch, [(path, (path, job)) for path, _ in jobs])
     errors = [r for r in results if isinstance(r, ContentError)]
     assert [e.path for e in errors] == ["bad.md"] and errors[0].line == 1
     assert re.search(reason, errors[0].reason), errors[0].reason
@@ -188,34 +188,34 @@ def _deaf_to_its_timer(path):
 
 def test_a_worker_that_outlives_its_own_timer_is_ended_by_the_importer(monkeypatch):
     # Its kernel timer ends a worker; should that fail, the importer does, a grace period later.
-    monkeypatch.setattr(processes, "GRACE_SECONDS", 0.5)
-    with processes.Sandbox(1, processes.Budget(seconds=0.5)) as sandbox:
-        late, fine = sandbox.run(_dispatch, [(path, (path, _deaf_to_its_timer)) for path in ("bad.md", "good.md")])
+    monkeypatch.setattr(sandbox, "GRACE_SECONDS", 0.5)
+    with sandbox.Sandbox(1, sandbox.Budget(seconds=0.5)) as box:
+        late, fine = box.run(_dispatch, [(path, (path, _deaf_to_its_timer)) for path in ("bad.md", "good.md")])
     assert isinstance(late, ContentError) and "took more than 0.5 s" in late.reason
     assert fine == "done good.md"
 
 
 def test_a_files_budget_is_shared_by_its_parsing_and_its_rendering():
-    with processes.Sandbox(1, processes.Budget(seconds=2.0)) as sandbox:
-        assert sandbox.run(_sleep, [("slow.md", ("slow.md", 1.2))]) == ["slow.md"]  # parsing: 1.2 s of 2 s
-        [late] = sandbox.run(_sleep, [("slow.md", ("slow.md", 1.2))])  # rendering: 0.8 s left
-        [fine] = sandbox.run(_sleep, [("other.md", ("other.md", 1.2))])  # another file has its own budget
+    with sandbox.Sandbox(1, sandbox.Budget(seconds=2.0)) as box:
+        assert box.run(_sleep, [("slow.md", ("slow.md", 1.2))]) == ["slow.md"]  # parsing: 1.2 s of 2 s
+        [late] = box.run(_sleep, [("slow.md", ("slow.md", 1.2))])  # rendering: 0.8 s left
+        [fine] = box.run(_sleep, [("other.md", ("other.md", 1.2))])  # another file has its own budget
     assert isinstance(late, ContentError) and "took more than 2 s" in late.reason
     assert fine == "other.md"
 
 
 def test_workers_die_with_the_importer_and_interrupts_stop_them(monkeypatch):
     started = []
-    original = processes._Worker.__init__
+    original = sandbox._Worker.__init__
 
     def record(self, *args):
         original(self, *args)
         started.append(self.process)
 
-    monkeypatch.setattr(processes._Worker, "__init__", record)
-    monkeypatch.setattr(processes, "wait", _interrupt)  # as if Ctrl-C came while the workers run
-    with pytest.raises(KeyboardInterrupt), processes.Sandbox(2, BUDGET) as sandbox:
-        sandbox.run(_sleep_forever, [("a.md", ("a.md",)), ("b.md", ("b.md",))])
+    monkeypatch.setattr(sandbox._Worker, "__init__", record)
+    monkeypatch.setattr(sandbox, "wait", _interrupt)  # as if Ctrl-C came while the workers run
+    with pytest.raises(KeyboardInterrupt), sandbox.Sandbox(2, BUDGET) as box:
+        box.run(_sleep_forever, [("a.md", ("a.md",)), ("b.md", ("b.md",))])
     assert len(started) == 2
     assert all(process._closed for process in started)  # killed and reaped, none left running
 
