@@ -14,7 +14,7 @@ with `time.perf_counter`:
 Baselines measured in the same run:
 - `render()` end to end (it must give the same as the phases);
 - Python-Markdown with the same extensions but its own processors (convert only);
-- with `--against REV`: `render()` of portal/rendering.py as it was at git revision REV, and
+- with `--against REV`: `render()` of portal/rendering as it was at git revision REV, and
   how many notes it renders byte-for-byte the same.
 
 Each figure is the best of `--rounds` passes (the machine is shared); ms/note and notes/s are
@@ -27,14 +27,17 @@ cProfile of one more pass of parse + render.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import cProfile
 import dataclasses
 import importlib.util
 import io
 import pstats
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -116,16 +119,30 @@ def stock_markdown(entries):
 
 
 def rendering_at(revision: str):
-    """portal/rendering.py as it was at `revision`, loaded beside the current one."""
-    source = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{revision}:portal/rendering.py"], check=True, capture_output=True, text=True
-    ).stdout
-    spec = importlib.util.spec_from_loader("portal._rendering_then", loader=None)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "portal"  # its relative imports (`.content`) find today's modules
+    """portal/rendering as it was at `revision` (a module, a package since the split), loaded beside today's."""
+    paths = git("ls-tree", "-r", "--name-only", revision, "portal/rendering.py", "portal/rendering").split()
+    if not paths:
+        raise SystemExit(f"no portal/rendering at {revision}")
+    folder = Path(tempfile.mkdtemp(prefix="rendering-then-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for path in paths:
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_text(git("show", f"{revision}:{path}"))
+    package = folder / "portal" / "rendering"
+    if package.is_dir():
+        location, inside = package / "__init__.py", [str(package)]
+    else:
+        location, inside = folder / "portal" / "rendering.py", None
+    spec = importlib.util.spec_from_file_location("portal._rendering_then", location, submodule_search_locations=inside)
+    module = importlib.util.module_from_spec(spec)  # its imports of `..content` (`.content`) find today's modules
     sys.modules[spec.name] = module  # dataclasses look their module up
-    exec(compile(source, f"{revision}:portal/rendering.py", "exec"), module.__dict__)  # noqa: S102
+    spec.loader.exec_module(module)
     return module
+
+
+def git(*args: str) -> str:
+    """The output of a git command in this checkout."""
+    return subprocess.run(["git", "-C", str(ROOT), *args], check=True, capture_output=True, text=True).stdout
 
 
 def line(label: str, timing: Timing, notes: int) -> str:
@@ -139,7 +156,7 @@ def line(label: str, timing: Timing, notes: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, required=True, help="folder of Markdown notes")
-    parser.add_argument("--against", metavar="REV", help="also time portal/rendering.py at this git revision")
+    parser.add_argument("--against", metavar="REV", help="also time portal/rendering at this git revision")
     parser.add_argument("--rounds", type=int, default=3, help="passes per figure; the best is shown")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print the N costliest functions")
     args = parser.parse_args()

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from markdown.inlinepatterns import InlineProcessor
 
 from portal.content import ContentError
-from portal.rendering import _Blocks, _new_markdown, render
+from portal.rendering import _new_markdown, render
+from portal.rendering.bounded import _Blocks
 
 
 def test_code_highlighting_classes_survive_sanitizing():
@@ -139,7 +140,7 @@ def test_external_links_and_anchors_are_untouched():
 # --- hostile input: bounded work, and a clear error where there is a limit ------------------
 # Each input below took from tens of seconds to hours before (issue 21). The sizes are chosen so the
 # old quadratic scans would take minutes (measured at smaller sizes: 1.5-8 min each), and so they
-# stay within `content.MAX_INLINE_WORK`: that the tests finish proves the work is bounded, without
+# stay within `markdown_limits.MAX_INLINE_WORK`: that the tests finish proves the work is bounded, without
 # timing anything.
 
 
@@ -167,7 +168,7 @@ def test_bracket_soup_renders_as_text(source, text):
 def test_repeated_footnote_references_take_ids_in_constant_time():
     # Python-Markdown counted up from 1 for each repeat: `See[^1] ` × 10,000 took 58 s.
     # 50,000 repeats would take hours that way; the ids must be the same sequence.
-    from portal.rendering import _Footnotes
+    from portal.rendering.bounded import _Footnotes
 
     footnotes = _Footnotes()
     ids = [footnotes.unique_ref("fnref:1", found=True) for _ in range(50_000)]
@@ -198,7 +199,7 @@ def test_deeply_nested_inline_markup_renders(source):
 @pytest.mark.parametrize(
     ("source", "line", "reason"),
     [
-        # A few of the limits `content.markdown_problem` sets, through `render` as the importer
+        # A few of the limits `markdown_limits.markdown_problem` sets, through `render` as the importer
         # calls it for `_intro.md`: the rest are tested with `parse_bytes` in test_content.py.
         ("Intro.\n\n" + "- " * 600 + "x\n", 3, "nested deeper than 50 levels"),
         ("| a |\n|---|\n" + "| 1 |\n" * 5_001, 1, "table has more than 5,000 rows"),
