@@ -13,9 +13,9 @@ from flask import Flask, current_app
 from flask.cli import pass_script_info, with_appcontext
 
 from .config import import_settings, write_secret_key
-from .content import ContentError, read_file
-from .folder import find_markdown_files
-from .importer import import_content, rebuild_index
+from .content import ContentError, parse_bytes, printable
+from .folder import find_markdown_files, read_entry_file
+from .importer import ImportFailed, import_content, rebuild_index
 from .locking import ImportBusy, import_lock
 
 
@@ -57,13 +57,13 @@ def import_command(path, quiet, no_wait):
             progress=progress if show_bar else None,
             wait=not no_wait,
         )
-    except ImportBusy as error:
+    except (ImportBusy, ImportFailed) as error:
         raise click.ClickException(str(error)) from None
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     if not quiet:
         for warning in report.warnings:
-            click.echo(f"warning: {warning}", err=True)
+            click.echo(f"warning: {printable(warning)}", err=True)  # names in it must not forge lines
     click.echo(report.summary())
     if report.errors:
         sys.exit(1)
@@ -172,7 +172,9 @@ def check_command(path):
     files = find_markdown_files(root)
     for file in files:
         try:
-            read_file(root, file, folder_tags=current_app.config["FOLDER_TAGS"])
+            relative = file.relative_to(root).as_posix()
+            raw = read_entry_file(root, relative, follow_external=current_app.config["FOLLOW_EXTERNAL_SYMLINKS"])
+            parse_bytes(relative, raw, folder_tags=current_app.config["FOLDER_TAGS"])
         except ContentError as error:
             click.echo(f"error: {error}", err=True)
             problems += 1

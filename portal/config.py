@@ -5,6 +5,7 @@ The secret key lives here too: read from `NEXUS_SECRET_KEY` or `<instance>/secre
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from pathlib import Path
@@ -38,6 +39,9 @@ SETTINGS = [
     ("NEXUS_INDEX_CHECK_SECONDS", "INDEX_CHECK_SECONDS", float, "How often (seconds) each worker checks the database for a newer import and rebuilds this node's search index in the background; 0 turns it off (default: 5)."),
     ("NEXUS_TRUSTED_PROXIES", "TRUSTED_PROXIES", int, "How many proxies in front of Nexus set `X-Forwarded-For/-Proto/-Host/-Port/-Prefix`; 0 (default) trusts none of these headers."),
     ("NEXUS_PAGE_CACHE_MB", "PAGE_CACHE_MB", float, "Megabytes of rendered pages and API answers the workers of a node share in `<instance>/page-cache.sqlite3` (default: 128; 0 turns it off)."),
+    ("NEXUS_MAX_RENDER_SECONDS", "MAX_RENDER_SECONDS", float, "Seconds an import may spend parsing and rendering one file; a file that takes longer is stopped and reported (default: 10)."),
+    ("NEXUS_MAX_RENDER_MB", "MAX_RENDER_MB", float, "Megabytes of memory an import may use to parse and render one file; a file that needs more is stopped and reported (default: 512)."),
+    ("NEXUS_FOLLOW_EXTERNAL_SYMLINKS", "FOLLOW_EXTERNAL_SYMLINKS", "bool", "Import files and folders that symlinks in the content folder lead to outside it (default: off; they are refused and reported)."),
     ("NEXUS_CACHE_MAX_AGE", "CACHE_MAX_AGE", int, "Seconds browsers and proxies may reuse a page or API answer without asking (default: 0, revalidate every time with `ETag`; an import shows at once)."),
     ("NEXUS_ALLOWED_HOSTS", "TRUSTED_HOSTS", "list", "Host names the site answers to, comma-separated (`wiki.example.org,.example.org`: a leading dot allows every subdomain; ports are ignored); any other `Host` gets `400`. Links in feeds, the sitemap and API answers use the request's host, so set it in production (default: any host)."),
     ("NEXUS_SEARCH_SLOTS", "SEARCH_SLOTS", int, "Searches one worker process runs at once; more are answered `503` with `Retry-After: 1` at once, so pages keep their threads (default: 2; 0: no limit)."),
@@ -76,6 +80,9 @@ def defaults() -> dict:
         "TRUSTED_PROXIES": 0,
         "CACHE_MAX_AGE": 0,
         "PAGE_CACHE_MB": 128.0,
+        "MAX_RENDER_SECONDS": 10.0,
+        "MAX_RENDER_MB": 512.0,
+        "FOLLOW_EXTERNAL_SYMLINKS": False,
         "SEARCH_SLOTS": 2,
         "SQLALCHEMY_DATABASE_URI": None,
         # Request bodies are never needed (the site has no forms that change state).
@@ -93,6 +100,9 @@ NOT_NEGATIVE = {
     "SEARCH_SLOTS": "NEXUS_SEARCH_SLOTS",
 }
 
+#: Settings that must be more than 0: a budget of nothing would refuse every file.
+POSITIVE = {"MAX_RENDER_SECONDS": "NEXUS_MAX_RENDER_SECONDS", "MAX_RENDER_MB": "NEXUS_MAX_RENDER_MB"}
+
 
 def check(settings) -> None:
     """Refuse settings the app cannot run with, naming the variable to fix."""
@@ -102,6 +112,10 @@ def check(settings) -> None:
             raise RuntimeError(f"{variable} must be 0 or more, got {value}")
     if settings.get("PER_PAGE") == 0:
         raise RuntimeError("NEXUS_PER_PAGE must be at least 1")
+    for key, variable in POSITIVE.items():
+        value = settings.get(key)
+        if value is not None and not (value > 0 and math.isfinite(value)):  # NaN and inf too
+            raise RuntimeError(f"{variable} must be a number more than 0, got {value}")
 
 
 def import_settings(settings) -> dict:
@@ -110,6 +124,9 @@ def import_settings(settings) -> dict:
         "folder_tags": settings["FOLDER_TAGS"],
         "git_dates": settings["GIT_DATES"],
         "max_attachment_bytes": int(settings["MAX_ATTACHMENT_MB"] * 1024 * 1024),
+        "max_render_seconds": settings["MAX_RENDER_SECONDS"],
+        "max_render_mb": settings["MAX_RENDER_MB"],
+        "follow_external_symlinks": settings["FOLLOW_EXTERNAL_SYMLINKS"],
     }
 
 

@@ -11,31 +11,19 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import frontmatter
 import yaml
 
-KINDS = ("technology", "concept", "challenge", "practice")
-KIND_ALIASES = {
-    "technology": "technology",
-    "technologies": "technology",
-    "tech": "technology",
-    "concept": "concept",
-    "concepts": "concept",
-    "challenge": "challenge",
-    "challenges": "challenge",
-    "challenge-and-solution": "challenge",
-    "challenges-and-solutions": "challenge",
-    "practice": "practice",
-    "practices": "practice",
-    "best-practice": "practice",
-    "best-practices": "practice",
-}
-KNOWN_KEYS = {
-    "title", "summary", "tags", "kind", "date", "updated", "draft", "slug", "challenge", "solution",
-}  # fmt: skip
+from .kinds import KIND_ALIASES, KINDS
+from .markdown_limits import markdown_problem
+
 MAX_FILE_BYTES = 2 * 1024 * 1024
+#: Limits that keep reading and rendering one file bounded (issue 21); real notes stay far below them.
+MAX_FRONT_MATTER_BYTES = 64 * 1024
+MAX_TAGS = 100
+#: The limits of the Markdown itself (nesting, tables, inline markup…) are in `markdown_limits`.
 H1_RE = re.compile(r"^#\s+(.+?)\s*#*\s*$")
 FENCE_RE = re.compile(r"^\s*(```|~~~)")
 
@@ -59,25 +47,67 @@ class _FrontMatterHandler(frontmatter.YAMLHandler):
     """python-frontmatter's YAML handler, with our loaders and a check that the result is a mapping."""
 
     def load(self, fm, **kwargs):
+        if len(fm) > MAX_FRONT_MATTER_BYTES:
+            raise _FrontMatterProblem(2, f"front matter is larger than {size_text(MAX_FRONT_MATTER_BYTES)}")
         try:
-            data = yaml.load(fm, Loader=_FAST_LOADER)  # noqa: S506 - SafeLoader subclasses  # nosec B506
-        except yaml.YAMLError:
-            data = yaml.load(fm, Loader=_CLEAR_LOADER)  # noqa: S506  # nosec B506
+            try:
+                data = yaml.load(fm, Loader=_FAST_LOADER)  # noqa: S506 - SafeLoader subclasses  # nosec B506
+            except yaml.YAMLError as error:
+                if "nesting depth" in str(error):  # libyaml's own limit: PyYAML's parser would recurse on
+                    line = error.problem_mark.line + (1 if fm.startswith("\n") else 2)  # 0-based, after `---`
+                    raise _FrontMatterProblem(line, _TOO_DEEP) from None
+                data = yaml.load(fm, Loader=_CLEAR_LOADER)  # noqa: S506  # nosec B506
+        except RecursionError:
+            # PyYAML's own parser recurses once per level (libyaml stops at 1,000 levels by itself).
+            raise _FrontMatterProblem(_deepest_line(fm), _TOO_DEEP) from None
         if data is not None and not isinstance(data, dict):
-            raise _NotAMapping
+            raise _FrontMatterProblem(2, "front matter must be a mapping of keys to values")
         return data or {}
 
 
-class _NotAMapping(Exception):
-    """Front matter that is YAML but not `key: value` pairs."""
+_TOO_DEEP = "front matter is nested too deeply"
+
+
+class _FrontMatterProblem(Exception):
+    """Front matter that cannot be used, with the line of the file to look at."""
+
+    def __init__(self, line: int, reason: str):
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+def _deepest_line(fm: str) -> int:
+    """The file line where front matter `fm` first goes deepest in brackets or indentation."""
+    # `fm` starts after the opening `---` (with that line's newline, as python-frontmatter splits it).
+    first = 1 if fm.startswith("\n") else 2
+    deepest, depth, found = -1, 0, first
+    for number, line in enumerate(fm.split("\n"), start=first):
+        indent = len(line) - len(line.lstrip(" "))
+        for char in line:
+            depth += 1 if char in "[{" else -1 if char in "]}" else 0
+            if depth + indent > deepest:
+                deepest, found = depth + indent, number
+    return found
 
 
 class ContentError(Exception):
     """A file that cannot be imported, with the line to look at."""
 
     def __init__(self, path: str, line: int, reason: str):
-        super().__init__(f"{path}:{line}: {reason}")
+        # Printed escaped: a file name with a newline must not forge another line of the report.
+        super().__init__(printable(f"{path}:{line}: {reason}"))
         self.path, self.line, self.reason = path, line, reason
+
+    def __reduce__(self):
+        # Pickled by its fields, so it can come back from a process pool.
+        return type(self), (self.path, self.line, self.reason)
+
+
+def printable(text: str) -> str:
+    """`text` with control and other invisible characters escaped as Python writes them (`\\n`, `\\x1b`)."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 @dataclass
@@ -109,6 +139,26 @@ def slugify(text: str) -> str:
     return text.strip("-")
 
 
+#: Symbols that tell tags apart (`C`, `C++`, `C#`, `.NET`), spelled out before the rest becomes hyphens.
+_TAG_SYMBOLS = (
+    (re.compile(r"\+"), "-plus-"),  # C++, Notepad++
+    (re.compile(r"(?<=\w)#(?!\w)"), "-sharp-"),  # C#, F# (not #hashtag or a#b)
+    (re.compile(r"&"), "-and-"),  # R&D, AT&T
+    (re.compile(r"(?<![\w.])\.(?=\w)"), "dot"),  # .NET, .env (not Node.js)
+)
+
+
+def tag_slug(name: str) -> str:
+    """A tag's URL name: `slugify`, with the symbols that make `C++`, `C#` and `.NET` their own tags spelled out.
+
+    Empty when nothing is left (`🙂`, `..`). A slug is its own tag slug, so URLs can be passed again.
+    """
+    text = unicodedata.normalize("NFKC", name).lower()
+    for pattern, word in _TAG_SYMBOLS:
+        text = pattern.sub(word, text)
+    return slugify(text)
+
+
 def slug_for_path(relative: str) -> str:
     """`sqlite/JSON Extract.md` becomes `sqlite/json-extract`."""
     parts = PurePosixPath(relative).with_suffix("").parts
@@ -122,14 +172,12 @@ def title_from_filename(relative: str) -> str:
     return " ".join(w if w.isupper() and len(w) <= 3 else w.capitalize() for w in words if w) or stem
 
 
-def read_file(root: Path, path: Path, *, folder_tags: bool = True) -> ParsedEntry:
-    """Read, decode and parse one file under `root`."""
-    relative = path.relative_to(root).as_posix()
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ContentError(relative, 1, f"cannot read file ({error.strerror or error})") from None
-    return parse_bytes(relative, raw, folder_tags=folder_tags)
+def size_text(limit: int) -> str:
+    """`2 MB`, `64 KB`: a byte limit as people write it."""
+    for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
+        if limit >= factor and limit % factor == 0:
+            return f"{limit // factor} {unit}"
+    return f"{limit} bytes"
 
 
 def content_hash(raw: bytes, *salt: str) -> str:
@@ -143,7 +191,7 @@ def content_hash(raw: bytes, *salt: str) -> str:
 def parse_bytes(relative: str, raw: bytes, *, folder_tags: bool = True) -> ParsedEntry:
     """Parse a file's bytes; `relative` is its POSIX path under the content folder."""
     if len(raw) > MAX_FILE_BYTES:
-        raise ContentError(relative, 1, f"file is larger than {MAX_FILE_BYTES // 1024 // 1024} MB")
+        raise ContentError(relative, 1, f"file is larger than {size_text(MAX_FILE_BYTES)}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -160,6 +208,10 @@ def parse_bytes(relative: str, raw: bytes, *, folder_tags: bool = True) -> Parse
     entry = _build_entry(relative, meta, text, body, folder_tags)
     entry.content_hash = content_hash(raw)
     entry.body_line = body_line
+    problem = markdown_problem(entry.body)
+    if problem:
+        line, reason = problem
+        raise ContentError(relative, line + body_line - 1, reason)
     return entry
 
 
@@ -169,8 +221,8 @@ def _split_front_matter(relative, text):
         return {}, text, 1
     try:
         post = frontmatter.loads(text, handler=_FrontMatterHandler())
-    except _NotAMapping:
-        raise ContentError(relative, 2, "front matter must be a mapping of keys to values") from None
+    except _FrontMatterProblem as problem:
+        raise ContentError(relative, problem.line, problem.reason) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "context_mark", None) or getattr(error, "problem_mark", None)
         # Marks are 0-based within the front matter, which starts after the opening `---` line.
@@ -240,14 +292,18 @@ def _expect_tags(relative, text, meta):
         value = [part for part in value.split(",")]
     if not isinstance(value, list):
         raise ContentError(relative, _key_line(text, "tags"), f"'tags' must be a list, not {_type_name(value)}")
-    tags = []
+    tags: dict[str, None] = {}  # insertion-ordered and linear to de-duplicate
     for item in value:
         if isinstance(item, bool) or not isinstance(item, str | int | float):
             raise ContentError(relative, _key_line(text, "tags"), f"each tag must be text, not {_type_name(item)}")
         name = " ".join(str(item).split())
-        if name and slugify(name) and name not in tags:
-            tags.append(name)
-    return tags
+        if name and name not in tags:  # a name with no slug is dropped by the importer, with a warning
+            tags[name] = None
+            if len(tags) > MAX_TAGS:
+                raise ContentError(
+                    relative, _key_line(text, "tags"), f"more than {MAX_TAGS} tags; keep the few that matter"
+                )
+    return list(tags)
 
 
 def _expect_kind(relative, text, meta):
@@ -277,7 +333,7 @@ def _build_entry(relative, meta, text, body, folder_tags):
     folders = list(PurePosixPath(relative).parent.parts)
     tags = _expect_tags(relative, text, meta)
     if tags is None:
-        tags = [f for f in folders if slugify(f) and slugify(f) not in KIND_ALIASES] if folder_tags else []
+        tags = [f for f in folders if tag_slug(f) and slugify(f) not in KIND_ALIASES] if folder_tags else []
     kind = _expect_kind(relative, text, meta) or _kind_from_folders(folders)
     challenge = _expect_str(relative, text, meta, "challenge")
     solution = _expect_str(relative, text, meta, "solution")

@@ -10,31 +10,38 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import InternalError, OperationalError
 
 from . import processes
 from .attachments import DEFAULT_MAX_BYTES, AttachmentFiles
-from .content import ContentError, ParsedEntry, content_hash, parse_bytes
-from .folder import INTRO_FILE, VOCABULARY_FILE
+from .content import ContentError, ParsedEntry, content_hash
+from .folder import INTRO_FILE, VOCABULARY_FILE, read_entry_file
 from .generation import announce_generation, current_generation
 from .gitdates import FileDates
 from .indexing import rebuild_index, sync_index  # noqa: F401 - `flask reindex` takes rebuild_index from here
 from .links import link_resolver
 from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
-from .rendering import RENDERER_VERSION, render
+from .rendering import RENDERER_VERSION
 from .report import ImportReport
+from .sandbox import Budget, Sandbox, process_count
 from .scanning import Scan, Scanner, scan_folder, scan_paths
 from .search import store
-from .vocabulary import TagResolver, load_vocabulary
+from .vocabulary import TAG_SLUG_RULES, TagResolver, load_vocabulary
 from .writer import Existing, existing_entries, write_changes
 
 log = logging.getLogger(__name__)
+
+
+class ImportFailed(Exception):
+    """The import could not be written (a read-only or full database): one line for the operator."""
 
 
 @dataclass
@@ -54,6 +61,9 @@ def import_content(
     folder_tags: bool = True,
     git_dates: bool = True,
     max_attachment_bytes: int = DEFAULT_MAX_BYTES,
+    max_render_seconds: float = Budget.seconds,
+    max_render_mb: float = Budget.megabytes,
+    follow_external_symlinks: bool = False,
     progress: Callable[[Iterable], Iterable] | None = None,
     wait: bool = True,
     paths: Iterable[str] | None = None,
@@ -61,13 +71,24 @@ def import_content(
     """Sync `content_dir` into the database and swap in a fresh search index, holding the import lock.
 
     `git_dates`: date entries by their git history (see gitdates.py); `max_attachment_bytes`: the
-    largest file a note may link to and have served (see attachments.py); `paths` (relative files
-    or folders) makes it a targeted import that reads only those (see `scanning.scan_paths`).
+    largest file a note may link to and have served (see attachments.py); `max_render_seconds` and
+    `max_render_mb`: what parsing and rendering one file may cost (see processes.py);
+    `follow_external_symlinks`: publish what symlinks lead to outside the folder (see folder.py);
+    `paths` (relative files or folders) makes it a targeted import that reads only those (see
+    `scanning.scan_paths`).
     """
     root = Path(content_dir).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"content folder not found: {root}")
-    options = _Options(folder_tags, git_dates, max_attachment_bytes, None if paths is None else list(paths))
+    options = _Options(
+        folder_tags,
+        git_dates,
+        max_attachment_bytes,
+        max_render_seconds,
+        max_render_mb,
+        follow_external_symlinks,
+        None if paths is None else list(paths),
+    )
     with import_lock(instance_path, wait=wait, engine=db.engine):
         return _import_locked(root, instance_path, options, progress)
 
@@ -79,7 +100,15 @@ class _Options:
     folder_tags: bool = True
     git_dates: bool = True
     max_attachment_bytes: int = DEFAULT_MAX_BYTES
+    max_render_seconds: float = Budget.seconds
+    max_render_mb: float = Budget.megabytes
+    follow_external_symlinks: bool = False
     paths: list[str] | None = None  # a targeted import: only these files and folders
+
+    @property
+    def budget(self) -> Budget:
+        """What parsing and rendering one file may cost."""
+        return Budget(float(self.max_render_seconds), float(self.max_render_mb))
 
 
 def _import_locked(root: Path, instance_path, options: _Options, progress=None) -> ImportReport:
@@ -110,28 +139,34 @@ def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> Impor
     """scan → plan → render → write → warn: the database changes of one import (`git_cache`: git dates on)."""
     report = ImportReport()
     started_at = utcnow()
-    folder_tags = options.folder_tags
-    vocabulary, vocab_errors = load_vocabulary(root)
+    folder_tags, follow = options.folder_tags, options.follow_external_symlinks
+    vocabulary, vocab_errors = load_vocabulary(root, follow_external=follow)
     report.errors.extend(vocab_errors)
-    salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())))
+    salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())), TAG_SLUG_RULES)
     existing = existing_entries()
     files = AttachmentFiles(root, options.max_attachment_bytes)
     with report.timed("read"):
-        scanner = Scanner(root, existing, salt, report, files)
+        scanner = Scanner(root, existing, salt, report, files, follow_external=follow)
         scanner.start(git_cache)
         # A targeted import reads only what changed; new tag names or aliases mean every file again.
         if options.paths is not None and VOCABULARY_FILE not in options.paths:
             scan = scan_paths(scanner, options.paths)
         else:
             scan = scan_folder(scanner, progress)
-    with report.timed("parse"):
-        plan = plan_changes(root, scan, existing, folder_tags, report)
-    tags = TagResolver(vocabulary)
-    with report.timed("render"):
-        rows = render_rows(plan, tags, report, files)
-        intro = _render_intro(root, plan.resolver, report)
+    # Every file is parsed and rendered in sandbox processes, within its budget (see processes.py).
+    with Sandbox(process_count(len(scan.changed)), options.budget) as sandbox:
+        with report.timed("parse"):
+            plan = plan_changes(root, scan, existing, folder_tags, report, sandbox, follow_external=follow)
+        tags = TagResolver(vocabulary, dict(db.session.execute(select(Tag.slug, Tag.name)).all()))
+        with report.timed("render"):
+            rows = render_rows(plan, tags, report, sandbox, files)
+            intro = _render_intro(root, plan, report, sandbox, files, follow_external=follow)
     with report.timed("write"):
-        write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
+        try:
+            write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
+        except (OperationalError, InternalError) as error:  # read-only, full, gone: rolled back, nothing written
+            log.debug("the import's write failed", exc_info=True)
+            raise ImportFailed(f"cannot write to the database: {str(error.orig).strip().splitlines()[0]}") from None
     warn_about_tag_typos({p: plan.parsed[p] for p in report.added + report.updated if p in plan.parsed}, tags, report)
     return report
 
@@ -147,10 +182,12 @@ def _apply_git_dates(entry: ParsedEntry, dates: FileDates | None) -> None:
         entry.updated = None
 
 
-def plan_changes(root: Path, scan: Scan, existing: dict[str, Existing], folder_tags: bool, report) -> Plan:
+def plan_changes(
+    root: Path, scan: Scan, existing: dict[str, Existing], folder_tags: bool, report, sandbox, *, follow_external=False
+) -> Plan:
     """Parse what changed, drop drafts and deleted files, give every entry its slug and resolve links."""
     parsed: dict[str, ParsedEntry] = {}
-    results = processes.parse_entries(list(scan.changed.items()), folder_tags)
+    results = processes.parse_entries(sandbox, list(scan.changed.items()), folder_tags)
     for relative, entry in zip(scan.changed, results, strict=True):
         if isinstance(entry, ContentError):
             report.errors.append(entry)
@@ -163,13 +200,15 @@ def plan_changes(root: Path, scan: Scan, existing: dict[str, Existing], folder_t
         parsed.pop(path)
     slugs = _assign_slugs(existing, parsed, gone, report)
     resolver = link_resolver(slugs)
-    _relink(root, existing, gone, parsed, resolver, folder_tags, report)
+    _relink(root, existing, gone, parsed, resolver, folder_tags, report, sandbox, follow_external)
     for path, entry in parsed.items():
         _apply_git_dates(entry, scan.git.get(path))
     return Plan(parsed=parsed, gone=gone, slugs=slugs, resolver=resolver)
 
 
-def _relink(root: Path, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport) -> None:
+def _relink(
+    root: Path, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport, sandbox, follow_external
+) -> None:
     """Unchanged entries whose links now resolve differently are parsed again, to be rendered again."""
     old_resolver = link_resolver({path: old.slug for path, old in existing.items()})
     relink = [
@@ -177,10 +216,14 @@ def _relink(root: Path, existing, gone, parsed, resolver, folder_tags: bool, rep
         for p in report.unchanged
         if p not in gone and any(resolver(k) != old_resolver(k) for k in existing[p].link_keys)
     ]
+    files = []
     for path in relink:
         try:
-            entry = parse_bytes(path, (root / path).read_bytes(), folder_tags=folder_tags)
-        except (OSError, ContentError):
+            files.append((path, read_entry_file(root, path, follow_external=follow_external)))
+        except ContentError:
+            continue
+    for (path, _raw), entry in zip(files, processes.parse_entries(sandbox, files, folder_tags), strict=True):
+        if isinstance(entry, ContentError):
             continue
         entry.content_hash = existing[path].content_hash
         parsed[path] = entry
@@ -215,21 +258,27 @@ def _assign_slugs(existing, parsed, gone, report) -> dict[str, str]:
 
 
 def render_rows(
-    plan: Plan, tags: TagResolver, report: ImportReport, files: AttachmentFiles | None = None
+    plan: Plan, tags: TagResolver, report: ImportReport, sandbox, files: AttachmentFiles | None = None
 ) -> list[dict]:
-    """The column values of every entry to write, rendered in one process per core when there are many."""
-    entries = list(plan.parsed.values())
-    rendered = processes.render_entries(entries, plan.slugs, files)  # empty unless many changed
-    return [_row(entry, plan.resolver, tags, report, rendered.get(entry.path), files) for entry in entries]
+    """The column values of every entry to write; an entry that fails to render keeps its last good version."""
+    rendered = processes.render_entries(sandbox, list(plan.parsed.values()), plan.slugs, files)
+    rows = []
+    for entry in plan.parsed.values():
+        done = rendered[entry.path]
+        if isinstance(done, ContentError):
+            report.errors.append(done)
+        else:
+            rows.append(_row(entry, tags, report, done, files))
+    return rows
 
 
-def _row(entry: ParsedEntry, resolver, tags: TagResolver, report: ImportReport, done=None, files=None) -> dict:
-    """The column values stored for one parsed entry (`done`: its rendering from the process pool)."""
-    rendered, keys = done or processes.render_entry(entry, resolver, files)
+def _row(entry: ParsedEntry, tags: TagResolver, report: ImportReport, done: tuple, files=None) -> dict:
+    """The column values stored for one parsed entry (`done`: its rendering and the link keys it asked about)."""
+    rendered, keys = done
     for line, target in rendered.broken_links:
         report.warnings.append(f"{entry.path}:{line + entry.body_line - 1}: link to '{target}' points to no entry")
     linked = _linked_files(entry, rendered, files, report)
-    tag_slugs = list(dict.fromkeys(tags.resolve(name) for name in entry.tags))
+    tag_slugs = _tag_slugs(entry, tags, report)
     return {
         "path": entry.path,
         "slug": entry.slug,
@@ -269,6 +318,22 @@ def _linked_files(entry: ParsedEntry, rendered, files: AttachmentFiles | None, r
     ]
 
 
+def _tag_slugs(entry: ParsedEntry, tags: TagResolver, report: ImportReport) -> list[str]:
+    """The slugs of an entry's tags; a tag that lands on another name's slug, or has none, is warned about."""
+    slugs: dict[str, None] = {}
+    for name in entry.tags:
+        slug = tags.resolve(name)
+        where = f"{entry.path}:{entry.tags_line}"
+        if not slug:
+            report.warnings.append(f"{where}: tag '{name}' is left out: it has no letter or digit to make a URL of")
+            continue
+        other = tags.clash(name)
+        if other is not None:
+            report.warnings.append(f"{where}: tag '{name}' and '{other}' are the same tag '{slug}'")
+        slugs[slug] = None
+    return list(slugs)
+
+
 def _shorten(text: str, limit: int = 280) -> str:
     """A summary-sized prefix of text, cut at a word boundary."""
     text = " ".join(text.split())
@@ -277,18 +342,24 @@ def _shorten(text: str, limit: int = 280) -> str:
     return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
-def _render_intro(root: Path, resolver, report: ImportReport) -> tuple[str, str] | None:
+def _render_intro(root: Path, plan: Plan, report: ImportReport, sandbox, files=None, *, follow_external=False):
     """`_intro.md`, the home page's introduction, as (html, hash); None if there is none."""
-    path = root / INTRO_FILE
-    if not path.is_file():
+    if not os.path.lexists(root / INTRO_FILE):
         return None
     try:
-        raw = path.read_bytes()
+        raw = read_entry_file(root, INTRO_FILE, follow_external=follow_external)
         source = raw.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as error:
+    except ContentError as error:
+        report.errors.append(error)
+        return None
+    except UnicodeDecodeError as error:
         report.errors.append(ContentError(INTRO_FILE, 1, f"cannot read the introduction ({error})"))
         return None
-    rendered = render(source, source_path=INTRO_FILE, resolve_link=resolver, entry_slug="")
+    done = processes.render_intro(sandbox, source, plan.slugs, files)
+    if isinstance(done, ContentError):
+        report.errors.append(done)
+        return None
+    rendered, _keys = done
     for line, target in rendered.broken_links:
         report.warnings.append(f"{INTRO_FILE}:{line}: link to '{target}' points to no entry")
     # Links in the introduction are relative to /entries/; the home page is one level up.
@@ -319,7 +390,7 @@ def warn_about_tag_typos(changed: dict[str, ParsedEntry], tags: TagResolver, rep
 def ensure_ready(content_dir, instance_path, *, folder_tags: bool = True, **options) -> str:
     """At start-up: import into an empty database, or bring a missing, broken or stale index up to date.
 
-    `options`: import_content's `git_dates` and `max_attachment_bytes`.
+    `options`: import_content's other settings (`git_dates`, `max_attachment_bytes`, `max_render_seconds`, …).
     """
     with import_lock(instance_path, engine=db.engine):
         empty = db.session.scalar(select(func.count()).select_from(Entry)) == 0 and current_generation() == 0

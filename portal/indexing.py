@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from . import processes
 from .generation import current_generation
 from .models import Entry, ImportRun, IndexChange, db
+from .sandbox import helpers_die_with_me, process_count
 from .search import analysis, store
 
 log = logging.getLogger(__name__)
@@ -133,8 +133,8 @@ def _build(instance_path, generation: int) -> tuple[int, int]:
     """Write a whole new index from every entry; (documents written, writer processes)."""
     count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
     entries = db.session.scalars(select(Entry).order_by(Entry.id).execution_options(yield_per=500))
-    with processes.helpers_die_with_me():
-        procs = processes.process_count(count, forks=True)
+    with helpers_die_with_me():
+        procs = process_count(count, forks=True)
         documents = analysis.thin_spelling((analysis.document_for(e) for e in entries), count)
         store.build_index(instance_path, documents, generation, procs=procs)
     return count, procs

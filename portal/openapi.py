@@ -15,7 +15,7 @@ from apispec import APISpec
 from apispec.yaml_utils import load_operations_from_docstring
 from flask import Flask
 
-from .queries import KIND_LABELS
+from .kinds import KINDS
 from .search import engine
 from .security import MAX_QUERY_STRING
 
@@ -81,7 +81,7 @@ def _schemas() -> dict[str, dict]:
     count = {"type": "integer", "minimum": 0}
     text = {"type": "string"}
     uri = {"type": "string", "format": "uri"}
-    kind = nullable({"type": "string", "enum": list(KIND_LABELS), "description": "The entry's kind, if any."})
+    kind = nullable({"type": "string", "enum": list(KINDS), "description": "The entry's kind, if any."})
     slugs = {"type": "array", "items": text, "description": "Tag slugs."}
     entry_ref = {
         "slug": {"type": "string", "description": "Path-like identifier, e.g. `technologies/celery`."},
@@ -208,7 +208,7 @@ def _schemas() -> dict[str, dict]:
             {
                 "entries": count,
                 "tags": dict(count, description="Tags used by at least one entry."),
-                "kinds": strict_object({k: count for k in KIND_LABELS}, "Entries per kind."),
+                "kinds": strict_object({k: count for k in KINDS}, "Entries per kind."),
                 "without_kind": count,
                 "per_tag": tag_counts,
                 "generation": dict(count, description="Content generation: the id of the last import (0 before any)."),
@@ -319,7 +319,7 @@ def _parameters() -> dict[str, dict]:
         "tag": tag_list("Same as `all` (kept for links from the search page)."),
         "kind": {
             "description": "Only entries of this kind.",
-            "schema": {"type": "string", "enum": list(KIND_LABELS)},
+            "schema": {"type": "string", "enum": list(KINDS)},
         },
     }
 

@@ -16,8 +16,9 @@ from pathlib import PurePosixPath
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .content import KIND_ALIASES, KINDS, slugify
+from .content import slugify
 from .graph import TagGraph
+from .kinds import KIND_ALIASES, KINDS
 from .models import Entry
 
 #: Topics kept: the home page shows them all, the header the first few.

@@ -15,20 +15,14 @@ from sqlalchemy.orm import defer
 
 from . import graph, outline
 from .generation import current_generation, request_generation
+from .kinds import KINDS
 from .models import Attachment, Entry, ImportRun, Link, SiteText, Tag, db, entry_attachments, entry_tags
-
-KIND_LABELS = {
-    "technology": ("Technology", "Technologies", "Tools and platforms: what they are for, how to set them up, where they bite."),
-    "concept": ("Concept", "Concepts", "Ideas that outlive any one tool: design, data, concurrency, caching."),
-    "challenge": ("Challenge", "Challenges and solutions", "Real problems met along the way, and how they were solved."),
-    "practice": ("Best practice", "Best practices", "Habits that keep code, teams and systems healthy."),
-}  # fmt: skip
 
 
 def kind_counts() -> dict[str, int]:
     """Entries per kind, in the fixed order of kinds."""
     rows = dict(db.session.execute(select(Entry.kind, func.count()).group_by(Entry.kind)).all())
-    return {kind: rows.get(kind, 0) for kind in KIND_LABELS}
+    return {kind: rows.get(kind, 0) for kind in KINDS}
 
 
 def entries_page(page: int, per_page: int, kind: str | None = None):

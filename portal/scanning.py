@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from .attachment_store import stored_references
 from .attachments import AttachmentFiles
 from .content import ContentError, content_hash
-from .folder import find_markdown_files, is_markdown, is_skipped
+from .folder import Refused, find_markdown_files, is_markdown, is_skipped, read_entry_file, walk
 from .gitdates import FileDates, read_git_dates
 from .report import ImportReport
 from .writer import Existing
@@ -40,6 +40,7 @@ class Scanner:
     salt: tuple
     report: ImportReport
     files: AttachmentFiles | None = None
+    follow_external: bool = False  # NEXUS_FOLLOW_EXTERNAL_SYMLINKS: read what symlinks lead to outside the folder
     scan: Scan = field(default_factory=Scan)
     linked: dict = field(default_factory=dict)
 
@@ -55,12 +56,16 @@ class Scanner:
     def read(self, relative: str) -> None:
         """Note one file as present; keep its bytes only if it changed since its last import."""
         scan = self.scan
-        scan.present.add(relative)
         try:
-            raw = (self.root / relative).read_bytes()
-        except OSError as error:
-            self.report.errors.append(ContentError(relative, 1, f"cannot read file ({error.strerror or error})"))
+            raw = read_entry_file(self.root, relative, follow_external=self.follow_external)
+        except Refused as error:  # not published at all: an entry it made before is deleted
+            self.report.errors.append(error)
             return
+        except ContentError as error:  # unreadable: its last good version stays
+            scan.present.add(relative)
+            self.report.errors.append(error)
+            return
+        scan.present.add(relative)
         digest = content_hash(raw, *self.salt, _git_salt(scan.git.get(relative)))
         old = self.existing.get(relative)
         if old is not None and old.content_hash == digest and self._same_files(relative):
@@ -76,8 +81,10 @@ class Scanner:
 
 
 def scan_folder(scanner: Scanner, progress=None) -> Scan:
-    """Read every Markdown file of the folder."""
-    markdown = find_markdown_files(scanner.root)
+    """Read every Markdown file of the folder; symlinked folders that lead outside it are reported."""
+    found = walk(scanner.root, follow_external=scanner.follow_external)
+    scanner.report.errors.extend(found.problems)
+    markdown = found.files
     for path in progress(markdown) if progress else markdown:
         scanner.read(path.relative_to(scanner.root).as_posix())
     return scanner.scan
@@ -104,7 +111,8 @@ def scan_paths(scanner: Scanner, paths) -> Scan:
             continue  # no entry lives there (`_intro.md` is read by every import anyway)
         target = root / relative
         if target.is_dir():
-            wanted.update(f.relative_to(root).as_posix() for f in find_markdown_files(target))
+            markdown = find_markdown_files(target, follow_external=scanner.follow_external)
+            wanted.update(f.relative_to(root).as_posix() for f in markdown)
         elif is_markdown(target.name) and target.is_file():
             wanted.add(relative)
         if relative in existing:

@@ -12,7 +12,7 @@ import feedparser
 import pytest
 from sqlalchemy import func, select
 
-from portal import processes
+from portal import sandbox
 from portal.models import Attachment, db
 
 from .conftest import do_import, write_entry
@@ -221,8 +221,8 @@ def test_a_large_import_renders_files_in_pool_processes_alike(make_app, folder, 
         write_entry(
             folder, f"many/n{number}.md", f"# N{number}\n\n![erd](../topic/img/erd.png) [gone](nope{number}.png)\n"
         )
-    monkeypatch.setattr(processes, "MIN_PARALLEL", 5)
-    monkeypatch.setattr(processes.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
+    monkeypatch.setattr(sandbox, "MIN_PARALLEL", 5)
+    monkeypatch.setattr(sandbox.os, "sched_getaffinity", lambda _pid: {0, 1}, raising=False)
     # Two databases to compare, whatever backend the suite runs on.
     parallel_app = make_app(
         folder, instance="parallel", MAX_ATTACHMENT_MB=CAP_MB, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/p.sqlite3"
@@ -230,7 +230,7 @@ def test_a_large_import_renders_files_in_pool_processes_alike(make_app, folder, 
     caplog.set_level("INFO", logger="portal")
     parallel = do_import(parallel_app, folder)
     assert "rendered 13 entries in 2 processes" in caplog.text
-    monkeypatch.setattr(processes, "MIN_PARALLEL", 10**9)
+    monkeypatch.setattr(sandbox, "MIN_PARALLEL", 10**9)
     serial_app = make_app(
         folder, instance="serial", MAX_ATTACHMENT_MB=CAP_MB, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/s.sqlite3"
     )

@@ -56,11 +56,14 @@ def test_zero_configuration_app_uses_sqlite_in_the_instance_folder(make_app, tmp
 
 
 def test_import_settings_come_from_the_app_settings(make_app):
-    app = make_app(FOLDER_TAGS=False, GIT_DATES=True, MAX_ATTACHMENT_MB=2.5)
+    app = make_app(FOLDER_TAGS=False, GIT_DATES=True, MAX_ATTACHMENT_MB=2.5, MAX_RENDER_SECONDS=3)
     assert config.import_settings(app.config) == {
         "folder_tags": False,
         "git_dates": True,
         "max_attachment_bytes": 2_621_440,
+        "max_render_seconds": 3,
+        "max_render_mb": 512.0,
+        "follow_external_symlinks": False,
     }
 
 

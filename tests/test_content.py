@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import pickle
 
 import pytest
 
-from portal.content import ContentError, parse_bytes, slug_for_path, slugify, title_from_filename
+from portal.content import (
+    ContentError,
+    parse_bytes,
+    slug_for_path,
+    slugify,
+    tag_slug,
+    title_from_filename,
+)
 
 
 def parse(text: str, path: str = "notes/example.md", **kwargs):
@@ -115,6 +123,47 @@ def test_front_matter_slug_is_slugified():
 )
 def test_tag_slugs_are_case_and_space_insensitive(text, words):
     assert slugify(text) == words
+    assert tag_slug(text) == words
+
+
+@pytest.mark.parametrize(
+    ("name", "slug"),
+    [
+        ("C++", "c-plus-plus"),  # was `c`, the slug of C
+        ("C#", "c-sharp"),  # was `c` too
+        ("F#", "f-sharp"),
+        ("C", "c"),
+        (".NET", "dotnet"),  # was `net`
+        ("Ｃ＋＋", "c-plus-plus"),  # full-width letters are the same name (NFKC)
+        ("Notepad++", "notepad-plus-plus"),
+        ("C++11", "c-plus-plus-11"),
+        ("R&D", "r-and-d"),  # was `r-d`
+        ("#hashtag", "hashtag"),  # a leading # is decoration, not C#
+        ("a#b", "a-b"),  # not C#-like: the importer warns when it meets a-b as well
+        ("Node.js", "node-js"),  # a dot inside a name is a separator, as before
+        ("ASP.NET", "asp-net"),
+        ("a/b", "a-b"),
+        ("django_rest_framework", "django-rest-framework"),
+        ("Sécurité", "sécurité"),  # letters of any script stay
+        ("🙂", ""),  # nothing left: the importer drops it with a warning
+        ("..", ""),
+        ("c-plus-plus", "c-plus-plus"),  # a slug is its own slug: URLs can be looked up again
+    ],
+)
+def test_tag_slugs_keep_symbol_names_apart(name, slug):
+    assert tag_slug(name) == slug
+    assert tag_slug(slug) == slug
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "C++/intro.md",  # entry slugs keep their rules: only tags spell symbols out
+        "notes/.NET tips.md",
+    ],
+)
+def test_entry_slugs_do_not_change_with_tag_slugs(path):
+    assert slug_for_path(path) == "/".join(slugify(part) for part in path.removesuffix(".md").split("/"))
 
 
 def test_title_from_filename_keeps_short_acronyms():
@@ -158,6 +207,30 @@ def test_errors_name_file_line_and_reason(raw, line, reason):
     assert str(error).startswith(f"notes/bad.md:{line}: ")
 
 
+@pytest.mark.parametrize(
+    ("path", "shown"),
+    [
+        ("bad\nerror: forged.md", "bad\\nerror: forged.md:1: "),  # a newline would forge a report line
+        ("a\rb.md", "a\\rb.md:1: "),  # a carriage return would overwrite the line on a terminal
+        ("\x1b[31mred.md", "\\x1b[31mred.md:1: "),  # terminal escape sequences
+        ("\u202egnp.md", "\\u202egnp.md:1: "),  # right-to-left override: the name would read backwards
+        ("café/naïve 🙂.md", "café/naïve 🙂.md:1: "),  # ordinary letters and emoji stay as they are
+    ],
+)
+def test_errors_print_names_escaped_and_keep_them_whole(path, shown):
+    error = ContentError(path, 1, "file is empty")
+    assert str(error) == shown + "file is empty"
+    assert "\n" not in str(error) and error.path == path
+    copy = pickle.loads(pickle.dumps(error))  # errors come back from sandbox processes
+    assert (type(copy), copy.path, copy.line, copy.reason, str(copy)) == (
+        ContentError,
+        path,
+        1,
+        "file is empty",
+        str(error),
+    )
+
+
 def test_kind_spellings_are_accepted():
     for spelling in ("Technologies", "best practice", "challenge-and-solution", "concepts"):
         assert parse(f"---\nkind: {spelling}\n---\nx\n").kind in {"technology", "practice", "challenge", "concept"}
@@ -169,3 +242,124 @@ def test_draft_flag():
 
 def test_comma_separated_tags_string():
     assert parse("---\ntags: redis, caching ,  ttl\n---\nx\n").tags == ["redis", "caching", "ttl"]
+
+
+# --- hostile input: limits with a line and a reason, and none for real notes ----------------
+
+NESTED_ADMONITIONS = "".join("    " * depth + "!!! note\n" for depth in range(500)) + "    " * 500 + "x\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "line", "reason"),
+    [
+        # Python-Markdown recursed once per level into a RecursionError that stopped every import.
+        (b"# T\n\n" + b"- " * 600 + b"x\n", 3, "nested deeper than 50 levels"),
+        (NESTED_ADMONITIONS.encode(), 52, "nested deeper than 50 levels"),  # line 52 opens level 51
+        (b"> " * 1_000 + b"x\n", 1, "nested deeper than 50 levels"),
+        ("".join("    " * depth + "- item\n" for depth in range(60)).encode(), 51, "nested deeper than 50 levels"),
+        # ... and PyYAML builds nested values recursively too.
+        (
+            b"---\ntitle: T\nx: " + b"[" * 1_000 + b"]" * 1_000 + b"\n---\nbody\n",
+            3,
+            "front matter is nested too deeply",
+        ),
+        (b"---\nx: " + b"{a: " * 1_000 + b"}" * 1_000 + b"\n---\nbody\n", 2, "front matter is nested too deeply"),
+        # An error elsewhere sends it to PyYAML's own parser, which recursed into a RecursionError.
+        (b"---\nx: " + b"[" * 600 + b"]" * 600 + b"\ny: : bad\n---\nbody\n", 2, "front matter is nested too deeply"),
+        # Sizes past what a note needs, refused before the slow part.
+        (b"---\nsummary: " + b"x" * 70_000 + b"\n---\nbody\n", 2, "front matter is larger than 64 KB"),
+        (
+            b"---\ntitle: T\ntags: [" + b", ".join(b"t%d" % i for i in range(101)) + b"]\n---\nx\n",
+            3,
+            "more than 100 tags",
+        ),
+        (b"---\ntags: " + b", ".join(b"t%d" % i for i in range(5_000)) + b"\n---\nx\n", 2, "more than 100 tags"),
+        (b"Intro.\n\n| a | b |\n|---|---|\n" + b"| 1 | 2 |\n" * 5_001, 3, "table has more than 5,000 rows"),
+        (b"x\n\n" + b"<div>" * 101 + b"y\n", 3, "HTML elements nested deeper than 100 levels"),
+        # Quadratic in Python-Markdown or Python's html.parser: refused rather than minutes of work.
+        (b"## h\n" * 20_000, 1, "headings or rules in one block"),  # 44 s
+        (b"x\n\n" + b"---\n" * 40_000, 3, "headings or rules in one block"),  # 89 s
+        (b"a\n-\n" * 10_000, 2, "headings or rules in one block"),  # setext headings
+        (b"ok > fine\n" + b"<a " * 6_000, 2, "'<' that no '>' follows"),  # 11 s at 16 KB
+        # Python-Markdown copies a paragraph for each piece of inline markup in it: quadratic.
+        (b"Intro.\n\n" + b"*a* " * 60_000, 3, "long paragraph full of links, emphasis or code"),  # 18 s
+        (b"a  \n" * 60_000, 1, "long paragraph full of links, emphasis or code"),  # line breaks: over 2 min
+    ],
+    ids=[
+        "list-markers",
+        "admonitions",
+        "quotes",
+        "indented-lists",
+        "yaml-lists",
+        "yaml-maps",
+        "yaml-python",
+        "front-matter-size",
+        "tags",
+        "tag-string",
+        "table",
+        "html",
+        "headings",
+        "rules",
+        "setext",
+        "unclosed-tags",
+        "inline-markup",
+        "line-breaks",
+    ],
+)
+def test_limits_name_the_line_and_reason(raw, line, reason):
+    with pytest.raises(ContentError) as info:
+        parse_bytes("notes/hostile.md", raw)
+    assert (info.value.line, reason in info.value.reason) == (line, True), info.value.reason
+
+
+def test_body_limits_count_lines_in_the_file():
+    # The body starts after the front matter: a limit's line is the file's, not the body's.
+    raw = b"---\ntitle: T\n---\n\nText.\n\n" + b"- " * 600 + b"x\n"
+    with pytest.raises(ContentError) as info:
+        parse_bytes("n.md", raw)
+    assert info.value.line == 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "| a | b |\n|---|---|\n" + "| 1 | 2 |\n" * 5_000,  # a table at the limit
+        "- " * 50 + "x\n",  # nesting at the limit
+        "- - - " * 30 + "\n",  # a rule of spaced dashes, not 90 nested lists
+        "```python\n" + "".join(" " * 4 * depth + "pass\n" for depth in range(80)) + "```\n",  # deep code is code
+        "```bash\n" + "# a comment\n" * 20_000 + "```\n",  # `#` lines in code are no headings
+        "## h\n\n" * 2_000,  # headings with blank lines between them
+        "<ul>" + "<li>item" * 500 + "</ul>\n",  # elements whose end tag is implied do not nest
+        "Compare a<b and c<d.\n" * 200,  # a few `<` that no `>` follows
+        "- item with *emphasis* and `code`\n" * 5_000,  # each list item is a short text of its own
+        "| *a* | `b` |\n|---|---|\n" + "| *a* | `b` |\n" * 5_000,  # so is each table cell
+        "```\n" + "*a* " * 30_000 + "\n```\n",  # and code is no markup
+    ],
+    ids=[
+        "table",
+        "nesting",
+        "rule",
+        "code-indent",
+        "code-comments",
+        "headings",
+        "html-li",
+        "less-than",
+        "list-markup",
+        "table-markup",
+        "code-markup",
+    ],  # fmt: skip
+)
+def test_real_notes_stay_within_the_limits(text):
+    assert parse_bytes("n.md", text.encode()).body == text
+
+
+def test_tags_are_deduplicated_in_order():
+    # Duplicates do not count towards the limit; de-duplication is linear (it was quadratic: 91 s).
+    raw = b"---\ntags: [" + b", ".join([b"b", b"a", b"B", b"a"] * 3_000) + b"]\n---\nx\n"
+    assert parse_bytes("n.md", raw).tags == ["b", "a", "B"]
+
+
+def test_content_errors_survive_a_process_pool():
+    # They travel back from pool processes by pickle.
+    error = pickle.loads(pickle.dumps(ContentError("a.md", 3, "bad")))
+    assert (error.path, error.line, error.reason, str(error)) == ("a.md", 3, "bad", "a.md:3: bad")

@@ -1,20 +1,26 @@
-"""Large imports parse and render in one process per core: the result is the one a single process gives."""
+"""Parsing and rendering run in sandbox processes: one per core for large imports (the result is the one a
+single process gives), and each file within a time and memory budget that a runaway file cannot pass.
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import sys
 import threading
+import time
 
 import pytest
 from sqlalchemy import select
 
-from portal import processes
+from portal import processes, sandbox
 from portal.content import ContentError, ParsedEntry
 from portal.models import Entry, db
 
 from .conftest import do_import, write_entry
 
-COUNT = 230  # above processes.MIN_PARALLEL
+COUNT = 230  # above sandbox.MIN_PARALLEL
 
 
 def write_corpus(root):
@@ -43,7 +49,7 @@ def corpus(tmp_path):
 
 
 def test_parallel_import_matches_a_single_process(make_app, corpus, tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(processes.os, "cpu_count", lambda: 2)  # parallel even on a one-core machine
+    monkeypatch.setattr(sandbox.os, "cpu_count", lambda: 2)  # parallel even on a one-core machine
     caplog.set_level("INFO", logger="portal")
     # Two databases to compare, whatever backend the suite runs on.
     parallel_app = make_app(corpus, instance="parallel", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/p.sqlite3")
@@ -52,7 +58,7 @@ def test_parallel_import_matches_a_single_process(make_app, corpus, tmp_path, mo
     assert re.search(r"rendered 230 entries in [2-9] processes", caplog.text)
     if threading.active_count() == 1:  # Whoosh forks its writers: only without other threads (see process_count)
         assert re.search(r"230 documents in [\d.]+s \([2-9] processes\)", caplog.text)
-    monkeypatch.setattr(processes, "MIN_PARALLEL", 10**9)
+    monkeypatch.setattr(sandbox, "MIN_PARALLEL", 10**9)
     serial_app = make_app(corpus, instance="serial", SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/s.sqlite3")
     serial = do_import(serial_app, corpus)
 
@@ -72,8 +78,9 @@ def test_pool_processes_are_spawned_when_other_threads_run(corpus):
     other = threading.Thread(target=stop.wait)
     other.start()
     try:
-        assert processes._context().get_start_method() == "spawn"
-        results = processes.parse_entries(files, folder_tags=True)
+        with sandbox.Sandbox(2) as box:
+            assert box._context.get_start_method() == "spawn"
+            results = processes.parse_entries(box, files, folder_tags=True)
     finally:
         stop.set()
         other.join()
@@ -83,11 +90,138 @@ def test_pool_processes_are_spawned_when_other_threads_run(corpus):
     assert all(e.line >= 1 and e.reason for e in errors)
 
 
-def test_small_imports_stay_in_one_process(monkeypatch):
-    monkeypatch.setattr(processes, "_map", lambda *args: pytest.fail("no pool for a few files"))
-    assert processes.render_entries([], {}) == {}
-    assert processes.parse_entries([("a.md", b"# A\n")], folder_tags=True)[0].title == "A"
-    assert processes.process_count(processes.MIN_PARALLEL - 1) == 1
+def test_small_imports_use_one_sandbox_process_and_none_when_nothing_changed():
+    assert sandbox.process_count(sandbox.MIN_PARALLEL - 1) == 1
+    with sandbox.Sandbox(1) as box:
+        assert processes.render_entries(box, [], {}) == {}
+        assert box._workers == []  # nothing to do starts no process
+        assert processes.parse_entries(box, [("a.md", b"# A\n")], folder_tags=True)[0].title == "A"
+        [worker] = box._workers
+        assert worker.process.pid != os.getpid()
+    assert box._workers == []
+
+
+# Jobs that misbehave as a pathological file can make a parser misbehave. They are functions of
+# this module, so that spawned workers find them too.
+
+
+def _answer(path):
+    return f"done {path}"
+
+
+def _sleep_forever(path):
+    while True:
+        time.sleep(1)
+
+
+def _spin(path):
+    while True:
+        pass
+
+
+def _allocate(path):
+    return len(bytearray(8 * 1024**3))  # 8 GB, far past the budget
+
+
+def _recurse(path, depth=0):
+    return _recurse(path, depth + 1) + 1
+
+
+def _segfault(path):
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def _exit(path):
+    sys.stdout.flush()
+    os._exit(3)
+
+
+def _raise(path):
+    raise ValueError("a bug\nwith a second line")
+
+
+def _unpicklable(path):
+    return lambda: None  # the answer cannot travel back
+
+
+def _sleep(path, seconds):
+    time.sleep(seconds)
+    return path
+
+
+BUDGET = sandbox.Budget(seconds=1.0, megabytes=256)
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [
+        (_sleep_forever, r"took more than 1 s to parse and render; stopped \(NEXUS_MAX_RENDER_SECONDS\)"),  # blocked
+        (_spin, r"took more than 1 s to parse and render"),  # busy: a quadratic regular expression, say
+        (_allocate, r"needs more than 256 MB of memory to render \(NEXUS_MAX_RENDER_MB\)"),  # a huge table
+        (_recurse, r"nested too deeply to render \(maximum recursion depth exceeded\)"),  # `- ` × 600
+        (_segfault, r"the process rendering it stopped \(signal SIGSEGV\); it may need more than 256 MB"),  # C code
+        (_exit, r"the process rendering it stopped \(exit code 3\)"),  # anything that ends the process
+        (_raise, r"cannot be rendered \(ValueError: a bug\)$"),  # a bug of ours: still one file's problem
+        (_unpicklable, r"cannot be rendered \((PicklingError|AttributeError): "),  # an answer that cannot travel
+    ],
+)
+def test_a_runaway_file_costs_its_budget_and_the_others_still_render(job, reason):
+    jobs = [("good-1.md", ())] + [("bad.md", ())] + [(f"good-{i}.md", ()) for i in range(2, 5)]
+    with sandbox.Sandbox(2, BUDGET) as box:
+        results = box.run(_dispatch, [(path, (path, job)) for path, _ in jobs])
+    errors = [r for r in results if isinstance(r, ContentError)]
+    assert [e.path for e in errors] == ["bad.md"] and errors[0].line == 1
+    assert re.search(reason, errors[0].reason), errors[0].reason
+    assert [r for r in results if not isinstance(r, ContentError)] == [f"done good-{i}.md" for i in range(1, 5)]
+
+
+def _dispatch(path, job):
+    """The bad file runs the job; every other file is fine."""
+    return job(path) if path == "bad.md" else _answer(path)
+
+
+def _deaf_to_its_timer(path):
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    while True:
+        time.sleep(0.1)
+
+
+def test_a_worker_that_outlives_its_own_timer_is_ended_by_the_importer(monkeypatch):
+    # Its kernel timer ends a worker; should that fail, the importer does, a grace period later.
+    monkeypatch.setattr(sandbox, "GRACE_SECONDS", 0.5)
+    with sandbox.Sandbox(1, sandbox.Budget(seconds=0.5)) as box:
+        late, fine = box.run(_dispatch, [(path, (path, _deaf_to_its_timer)) for path in ("bad.md", "good.md")])
+    assert isinstance(late, ContentError) and "took more than 0.5 s" in late.reason
+    assert fine == "done good.md"
+
+
+def test_a_files_budget_is_shared_by_its_parsing_and_its_rendering():
+    with sandbox.Sandbox(1, sandbox.Budget(seconds=2.0)) as box:
+        assert box.run(_sleep, [("slow.md", ("slow.md", 1.2))]) == ["slow.md"]  # parsing: 1.2 s of 2 s
+        [late] = box.run(_sleep, [("slow.md", ("slow.md", 1.2))])  # rendering: 0.8 s left
+        [fine] = box.run(_sleep, [("other.md", ("other.md", 1.2))])  # another file has its own budget
+    assert isinstance(late, ContentError) and "took more than 2 s" in late.reason
+    assert fine == "other.md"
+
+
+def test_workers_die_with_the_importer_and_interrupts_stop_them(monkeypatch):
+    started = []
+    original = sandbox._Worker.__init__
+
+    def record(self, *args):
+        original(self, *args)
+        started.append(self.process)
+
+    monkeypatch.setattr(sandbox._Worker, "__init__", record)
+    monkeypatch.setattr(sandbox, "wait", _interrupt)  # as if Ctrl-C came while the workers run
+    with pytest.raises(KeyboardInterrupt), sandbox.Sandbox(2, BUDGET) as box:
+        box.run(_sleep_forever, [("a.md", ("a.md",)), ("b.md", ("b.md",))])
+    assert len(started) == 2
+    assert all(process._closed for process in started)  # killed and reaped, none left running
+
+
+def _interrupt(*args):
+    raise KeyboardInterrupt
 
 
 def test_large_sites_record_each_spelling_word_once_per_block():

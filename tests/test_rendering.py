@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from markdown.inlinepatterns import InlineProcessor
 
-from portal.rendering import render
+from portal.content import ContentError
+from portal.rendering import _new_markdown, render
+from portal.rendering.bounded import _Blocks
 
 
 def test_code_highlighting_classes_survive_sanitizing():
@@ -130,3 +135,172 @@ def test_external_links_and_anchors_are_untouched():
     html = render("[site](https://example.com/a.md) [top](#intro)\n", resolve_link=lambda key: None).html
     assert 'href="https://example.com/a.md"' in html
     assert 'href="#intro"' in html
+
+
+# --- hostile input: bounded work, and a clear error where there is a limit ------------------
+# Each input below took from tens of seconds to hours before (issue 21). The sizes are chosen so the
+# old quadratic scans would take minutes (measured at smaller sizes: 1.5-8 min each), and so they
+# stay within `markdown_limits.MAX_INLINE_WORK`: that the tests finish proves the work is bounded, without
+# timing anything.
+
+
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [
+        # Every `[` was scanned to the end for its `]` (16,000 took 42 s).
+        ("[" * 30_000, "[" * 30_000),
+        # ... and balanced ones, which make no link but the wiki link `[[ [[…]] ]]` around the middle.
+        ("[" * 20_000 + "]" * 20_000, "[" * 19_998 + "]" * 19_998),
+        # The wiki-link pattern scanned each `[[` to the end of the line (8,000: over a minute).
+        ("[[a " * 10_000, ("[[a " * 10_000).strip()),
+        ("[[a|" * 10_000, "[[a|" * 10_000),
+        ("[^" * 20_000, "[^" * 20_000),  # footnote references were scanned to the next `]`
+        ("![" * 20_000, "![" * 20_000),  # images share the link scan
+        ("[x](" * 15_000, "[x](" * 15_000),  # each `(` was scanned to the end for its `)`
+        ("[x][" * 10_000, "[x][" * 10_000),  # references too
+    ],
+    ids=lambda value: repr(value[:8]),
+)
+def test_bracket_soup_renders_as_text(source, text):
+    assert render(source).text == text
+
+
+def test_repeated_footnote_references_take_ids_in_constant_time():
+    # Python-Markdown counted up from 1 for each repeat: `See[^1] ` × 10,000 took 58 s.
+    # 50,000 repeats would take hours that way; the ids must be the same sequence.
+    from portal.rendering.bounded import _Footnotes
+
+    footnotes = _Footnotes()
+    ids = [footnotes.unique_ref("fnref:1", found=True) for _ in range(50_000)]
+    assert ids[:3] == ["fnref:1", "fnref2:1", "fnref3:1"] and ids[-1] == "fnref50000:1"
+    assert footnotes.found_refs == {"fnref:1": 50_000}
+
+
+def test_repeated_footnote_references_link_back_from_the_footnote():
+    # End to end, at the size that took 58 s; the inline step must not rescan the paragraph per reference.
+    rendered = render("See[^1] " * 10_000 + "\n\n[^1]: The note.\n")
+    assert rendered.html.count('class="footnote-ref"') == 10_000
+    assert 'id="fnref10000:1"' in rendered.html and 'href="#fnref10000:1"' in rendered.html
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "**" * 5_000 + "x" + "**" * 5_000,  # nested strong: the steps after inline markup recursed per level
+        "***" * 3_000 + "x" + "***" * 3_000,
+        "_" * 10_000 + "x" + "_" * 10_000,
+    ],
+    ids=["strong", "strong-em", "underscores"],
+)
+def test_deeply_nested_inline_markup_renders(source):
+    assert "x" in render(source).text
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "reason"),
+    [
+        # A few of the limits `markdown_limits.markdown_problem` sets, through `render` as the importer
+        # calls it for `_intro.md`: the rest are tested with `parse_bytes` in test_content.py.
+        ("Intro.\n\n" + "- " * 600 + "x\n", 3, "nested deeper than 50 levels"),
+        ("| a |\n|---|\n" + "| 1 |\n" * 5_001, 1, "table has more than 5,000 rows"),
+        ("<div>" * 101 + "x\n", 1, "HTML elements nested deeper than 100 levels"),
+    ],
+    ids=["lists", "table", "html"],
+)
+def test_render_refuses_markdown_past_a_limit(source, line, reason):
+    with pytest.raises(ContentError) as info:
+        render(source, source_path="_intro.md")
+    assert (info.value.path, info.value.line) == ("_intro.md", line) and reason in info.value.reason
+
+
+def test_a_recursion_error_is_a_content_error():
+    # The last guard, for nesting no limit foresees: here an unusually low recursion limit.
+    from markdown.test_tools import recursionlimit
+
+    with recursionlimit(60), pytest.raises(ContentError) as info:
+        render("- " * 45 + "x\n", source_path="deep.md")
+    assert info.value.path == "deep.md" and "nested too deeply" in info.value.reason
+    # The converter it stopped in is not reused half-way: the next document renders as usual.
+    assert render("- a\n- b\n\nText.\n").html == "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n<p>Text.</p>"
+
+
+def test_a_link_urllib_cannot_split_renders():
+    # `urlsplit("http://[")` raises "Invalid IPv6 URL": it stopped the whole render.
+    assert render("[x](http://[) and [y](http://[::1)\n").text == "x and y"
+
+
+# --- the faster processors answer exactly what Python-Markdown's own do ----------------------
+
+
+class _RegexWikiLinks(InlineProcessor):
+    """The wiki-link pattern as it was: one regular expression, the reference to compare with."""
+
+    def handleMatch(self, m, data):
+        import xml.etree.ElementTree as etree
+
+        el = etree.Element("a")
+        el.set("data-wiki", m.group(1).strip())
+        el.set("href", "#")
+        el.text = (m.group(2) or m.group(1)).strip()
+        return el, m.start(0), m.end(0)
+
+
+@pytest.fixture(scope="module")
+def converters():
+    """(ours, Python-Markdown's own) converters, configured alike."""
+    fast, _ = _new_markdown()
+    stock, _ = _new_markdown(fast=False)
+    wiki = _RegexWikiLinks(r"\[\[([^\]\|\n]+?)(?:\|([^\]\n]+))?\]\]", stock)
+    stock.inlinePatterns.register(wiki, "nexus_wikilink", 175)
+    return fast, stock
+
+
+# Pieces that reach every path the faster processors replace: brackets, parentheses, quotes,
+# titles, references and their definitions, footnotes, wiki links, headings and rules in a block,
+# and what each inline pattern needs to match (entities, line breaks, autolinks, e-mail, `~`, `_`).
+PIECES = [
+    "[", "]", "(", ")", "[[", "]]", "|", "!", "^", '"', "'", " ", "\n", "\n\n", "a", "b", "<", ">", "*", "`",
+    "[^1]", "[^1]: note\n\n", "[r]: /url\n\n", "](a \"t\")", "](<u>)", "[[a|b]]", "## ", "---\n", "| --- |\n",
+    "!!! note\n", "??? x\n", "=\n", "\\", "&amp;", "&", "  \n", "~~", "_", "<https://x.y>", "<a@b.cd>",
+    "https://x.y/z", "WWW.x.y", "a@b.cd", "<b>", "<!-- c -->", "`#!py x`",
+]  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pieces=st.lists(st.sampled_from(PIECES), max_size=40))
+def test_faster_processors_give_python_markdowns_output(converters, pieces):
+    fast, stock = converters
+    source = "".join(pieces)
+    fast.reset()
+    stock.reset()
+    assert fast.convert(source) == stock.convert(source)
+
+
+@given(
+    blocks=st.lists(st.text(max_size=3), max_size=6),
+    operations=st.lists(
+        st.tuples(st.sampled_from(["pop", "insert", "get", "set"]), st.integers(-8, 8), st.text(max_size=3)),
+        max_size=20,
+    ),
+)
+def test_blocks_behave_as_the_list_python_markdown_expects(blocks, operations):
+    # Python-Markdown's block processors use the blocks to parse as a list; `_Blocks` stands in
+    # for it (its pop(0) and insert(0, …) in constant time) and must answer exactly the same.
+    expected, actual = list(blocks), _Blocks(list(blocks))
+    for name, index, value in operations:
+        outcomes = []
+        for target in (expected, actual):
+            try:
+                if name == "pop":
+                    outcomes.append(target.pop(index))
+                elif name == "insert":
+                    outcomes.append(target.insert(index, value))
+                elif name == "get":
+                    outcomes.append(target[index])
+                else:
+                    target[index] = value
+                    outcomes.append(None)
+            except IndexError:
+                outcomes.append(IndexError)
+        assert outcomes[0] == outcomes[1]
+        assert list(actual) == expected and len(actual) == len(expected) and bool(actual) == bool(expected)

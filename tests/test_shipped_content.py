@@ -6,8 +6,8 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from portal.content import read_file
-from portal.folder import find_markdown_files
+from portal.content import parse_bytes
+from portal.folder import find_markdown_files, read_entry_file
 from portal.models import Entry, db
 
 from .conftest import SHIPPED_CONTENT, do_import
@@ -85,8 +85,8 @@ def test_every_entry_meets_the_word_minimum(shipped):
 def test_every_entry_has_complete_front_matter_from_the_vocabulary():
     vocabulary = set(yaml.safe_load((SHIPPED_CONTENT / "_tags.yml").read_text(encoding="utf-8")))
     for path in find_markdown_files(SHIPPED_CONTENT):
-        entry = read_file(SHIPPED_CONTENT, path)
-        where = path.relative_to(SHIPPED_CONTENT)
+        where = path.relative_to(SHIPPED_CONTENT).as_posix()
+        entry = parse_bytes(where, read_entry_file(SHIPPED_CONTENT, where))
         assert entry.summary and entry.kind and entry.date, where
         assert 3 <= len(entry.tags) <= 7, where
         assert set(entry.tags) <= vocabulary, (where, set(entry.tags) - vocabulary)

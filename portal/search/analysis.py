@@ -11,6 +11,7 @@ import re
 
 from whoosh import fields
 from whoosh.analysis import (
+    CommaSeparatedTokenizer,
     CompositeAnalyzer,
     Filter,
     LowercaseFilter,
@@ -19,6 +20,8 @@ from whoosh.analysis import (
     StopFilter,
     Token,
 )
+
+from ..content import tag_slug
 
 WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
 WORD_RE = re.compile(WORD_PATTERN)
@@ -165,16 +168,38 @@ def spelling_analyzer():
     return RegexTokenizer(SPELL_RE.pattern) | LowercaseFilter() | StopFilter()
 
 
+class TagSlugFilter(Filter):
+    """Tags are indexed and queried as slugs: `tag:C++` finds `c-plus-plus`, the slug the importer gave C++.
+
+    In a query, `*` and `?` stay (`tag:c++*`), so prefixes and wildcards on tags work as before.
+    """
+
+    def __call__(self, tokens):
+        for token in tokens:
+            token.text = _tag_pattern(token.text)
+            if token.text:
+                yield token
+
+
+def _tag_pattern(text: str) -> str:
+    """The tag slug of `text`, keeping the wildcards of a query in place."""
+    if "*" not in text and "?" not in text:
+        return tag_slug(text)
+    return "".join(part if part in ("*", "?") else tag_slug(part) for part in re.split(r"([*?])", text) if part)
+
+
 def make_schema():
     """Fields of one indexed entry; title and tags weigh most."""
     text = text_analyzer()
+    tags = fields.KEYWORD(stored=True, commas=True, scorable=True, field_boost=FIELD_BOOSTS["tags"])
+    tags.analyzer = CommaSeparatedTokenizer() | TagSlugFilter()
     return fields.Schema(
         slug=fields.ID(stored=True, unique=True),
         title=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["title"]),
         summary=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["summary"]),
         headings=fields.TEXT(analyzer=text, field_boost=FIELD_BOOSTS["headings"]),
         body=fields.TEXT(analyzer=text),
-        tags=fields.KEYWORD(stored=True, commas=True, lowercase=True, scorable=True, field_boost=FIELD_BOOSTS["tags"]),
+        tags=tags,
         kind=fields.ID(stored=True),
         date=fields.DATETIME(sortable=True),
         title_sort=fields.ID(sortable=True),

@@ -268,8 +268,6 @@ def _has_error(q) -> bool:
 
 def analyze_terms(schema, fieldname, text):
     """The tokens a field's analyzer makes of `text` in query mode (tags are slugs)."""
-    if fieldname == "tags":
-        return [re.sub(r"[^\w+#/]+", "-", text.lower()).strip("-")]
     fieldobj = schema[fieldname]
     return [t.text for t in fieldobj.analyzer(text, mode="query")]
 

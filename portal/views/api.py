@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request, url_for
 
 from .. import openapi, queries
-from ..content import slugify
+from ..content import tag_slug
 from ..generation import current_generation
 from ..models import Entry, Tag
 from ..related import related_entries
@@ -65,7 +65,7 @@ def _add_cors_headers(response):
 
 def resolve_tag(raw: str) -> Tag:
     """The tag a URL names by slug, name or alias; an unknown one is a 404 with suggestions."""
-    slug = slugify(raw)
+    slug = tag_slug(raw)
     found = queries.tags_by_slug([slug]).get(slug)
     if found is None:
         alias = queries.tag_aliases().get(slug)

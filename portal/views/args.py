@@ -6,9 +6,10 @@ from flask import request
 from werkzeug.exceptions import BadRequest, NotFound
 
 from .. import queries
-from ..content import KIND_ALIASES, slugify
+from ..content import slugify, tag_slug
+from ..kinds import KIND_ALIASES, KINDS
 from ..openapi import MAX_PAGE
-from ..queries import KIND_LABELS, TagFilter
+from ..queries import TagFilter
 
 
 class BadArgument(BadRequest):
@@ -64,7 +65,7 @@ def _tag_list(param: str) -> list[str]:
         for item in raw.split(","):
             if not item.strip():
                 continue
-            slug = slugify(item)
+            slug = tag_slug(item)
             if not slug or len(slug) > 100:
                 raise BadArgument(f"'{param}' contains {item[:40]!r}, which is not a tag name.")
             slugs.append(slug)
@@ -78,7 +79,7 @@ def kind_arg() -> str | None:
         return None
     kind = KIND_ALIASES.get(slugify(raw))
     if kind is None:
-        raise BadArgument(f"'kind' must be one of: {', '.join(KIND_LABELS)}; got {raw[:40]!r}.")
+        raise BadArgument(f"'kind' must be one of: {', '.join(KINDS)}; got {raw[:40]!r}.")
     return kind
 
 

@@ -16,8 +16,9 @@ from flask import Blueprint, Response, redirect, render_template, url_for
 from markupsafe import escape
 
 from .. import queries
+from ..kinds import KINDS
 from ..models import Entry
-from ..queries import KIND_LABELS, TagFilter
+from ..queries import TagFilter
 from .api import resolve_tag
 from .args import tag_filter_args
 
@@ -155,7 +156,7 @@ def describe_filter(tag_filter: TagFilter, names: dict[str, str]) -> str:
         parts.append("not " + ", ".join(named(tag_filter.none)))
     text = ", ".join(parts) or "All entries"
     if tag_filter.kind:
-        text += f" ({KIND_LABELS[tag_filter.kind][1]})"
+        text += f" ({KINDS[tag_filter.kind].many})"
     return text
 
 
@@ -165,7 +166,7 @@ def sitemap():
     entries, tags, kinds = queries.sitemap_dates()
     newest = max((modified for _, modified in entries), default=None)
     urls = [(url_for("pages.index", _external=True), newest), (url_for("tags.index", _external=True), newest)]
-    urls += [(url_for("pages.kind", kind=kind, _external=True), kinds[kind]) for kind in KIND_LABELS if kind in kinds]
+    urls += [(url_for("pages.kind", kind=kind, _external=True), kinds[kind]) for kind in KINDS if kind in kinds]
     urls += [(url_for("tags.tag", tag=slug, _external=True), modified) for slug, modified in tags]
     urls += [(url_for("pages.entry", slug=slug, _external=True), modified) for slug, modified in entries]
     return _xml("feeds/sitemap.xml", "application/xml", urls=urls[:SITEMAP_LIMIT])

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, url_
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import queries
-from ..content import KIND_ALIASES
+from ..kinds import KIND_ALIASES
 from ..outline import Outline
 from ..related import related_entries
 from .args import page_arg

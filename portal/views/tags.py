@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, current_app, redirect, render_template, url_for
 
 from .. import queries
-from ..content import slugify
+from ..content import tag_slug
 from .args import UnknownTag, choice_arg, page_arg, tag_filter_args
 
 bp = Blueprint("tags", __name__)
@@ -21,7 +21,7 @@ def index():
 @bp.get("/tags/<tag>")
 def tag(tag):
     """Entries with one tag, its description, and the tags that appear beside it."""
-    slug = slugify(tag)
+    slug = tag_slug(tag)
     found = queries.tags_by_slug([slug]).get(slug)
     if found is None:
         alias = queries.tag_aliases().get(slug)

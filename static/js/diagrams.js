@@ -2,11 +2,14 @@
 // Loaded only on entries that have a diagram, after the vendored mermaid.min.js.
 // Without JavaScript, or if drawing fails, the source stays on the page as text.
 //
-// The site's Content-Security-Policy has style-src 'self': the <style> element and the
-// style="" attributes in Mermaid's SVG would be blocked. So the SVG is parsed aside, its
-// <style> text goes into a constructed stylesheet and each style attribute is applied
-// through CSSOM (element.style), which CSP allows. The drawing runs twice the first time:
-// the second pass measures labels with the diagram's styles already in place.
+// The site's Content-Security-Policy has style-src 'self' and script-src 'self': a <style>
+// element, a style="" attribute or an onclick="" attribute reaches the policy (and is reported
+// as a violation) as soon as markup holding it is parsed, even aside (DOMParser, <template>,
+// DOMPurify, which Mermaid runs on its output). So while Mermaid draws, no such markup is
+// parsed or inserted (see `guarded`): styles go through CSSOM (element.style) and into a
+// constructed stylesheet, which CSP allows, and the one inline handler Mermaid writes (the
+// links menu of a sequence diagram's actor) becomes a listener. The drawing runs twice the
+// first time: the second pass measures labels with the diagram's styles already in place.
 (function () {
   "use strict";
   var mermaid = window.mermaid;
@@ -53,45 +56,115 @@
     });
   }
 
-  // The SVG element of Mermaid's markup, with its <style> text moved into `sheet` and its
-  // style attributes applied through CSSOM. Both are taken out of the markup before it is
-  // parsed, so not even the inert parse trips the policy.
-  function adopt(markup, sheet) {
-    var css = "";
-    markup = markup.replace(/<style>([\s\S]*?)<\/style>/g, function (_, text) { css += text; return ""; });
-    markup = markup.replace(/<[a-zA-Z][^>]*>/g, function (tag) { return tag.replace(/ style="/g, " data-nexus-style=\""); });
-    sheet.replaceSync(css.replace(/&gt;/g, ">").replace(/&lt;/g, "<").replace(/&amp;/g, "&"));
+  // Markup with its <style> elements taken out (their text pushed onto `css`) and its style=""
+  // and on*="" attributes renamed data-nexus-style and data-nexus-on*: nothing the policy checks.
+  var TAG_RE = /<[a-zA-Z][^\s\/>]*(?:[^>"']|"[^"]*"|'[^']*')*>/g;
+  var ATTRIBUTE_RE = /(\s)([^\s=\/>"']+)(?=\s*=)/g;
+  function defuse(markup, css) {
+    markup = String(markup).replace(/<style\b[^>]*>([\s\S]*?)<\/style>/gi, function (_, text) {
+      css.push(text.replace(/&gt;/g, ">").replace(/&lt;/g, "<").replace(/&amp;/g, "&"));
+      return "";
+    });
+    return markup.replace(TAG_RE, function (tag) {
+      return tag.replace(ATTRIBUTE_RE, function (all, space, name) {
+        return /^(style|on[a-z]+)$/i.test(name) ? space + "data-nexus-" + name : all;
+      });
+    });
+  }
+
+  // Runs `work` (a promise) with the DOM methods Mermaid and its DOMPurify use defused: style
+  // attributes set through CSSOM, handler attributes renamed, markup defused before it is parsed,
+  // <style> elements kept out of the document. Their CSS text is pushed onto `css`.
+  function guarded(css, work) {
+    var element = Element.prototype, node = Node.prototype, parser = DOMParser.prototype;
+    var saved = [];
+    function replace(owner, name, make) {
+      var descriptor = Object.getOwnPropertyDescriptor(owner, name);
+      saved.push([owner, name, descriptor]);
+      Object.defineProperty(owner, name, make(descriptor));
+    }
+    function method(owner, name, wrap) {
+      replace(owner, name, function (d) { return { value: wrap(d.value), writable: true, configurable: true }; });
+    }
+    method(element, "setAttribute", function (original) {
+      return function (name, value) {
+        name = String(name);
+        if (name.toLowerCase() === "style" && this.style) { this.style.cssText = value; return; }
+        if (/^on/i.test(name)) name = "data-nexus-" + name;
+        return original.call(this, name, value);
+      };
+    });
+    method(parser, "parseFromString", function (original) {
+      return function (markup, type) { return original.call(this, defuse(markup, css), type); };
+    });
+    method(element, "insertAdjacentHTML", function (original) {
+      return function (where, markup) { return original.call(this, where, defuse(markup, css)); };
+    });
+    ["innerHTML", "outerHTML"].forEach(function (name) {
+      replace(element, name, function (d) {
+        return { get: d.get, set: function (markup) { d.set.call(this, defuse(markup, css)); }, configurable: true };
+      });
+    });
+    ["appendChild", "insertBefore"].forEach(function (name) {
+      method(node, name, function (original) {
+        return function (child) {
+          if (child && child.nodeType === 1 && child.localName === "style") { css.push(child.textContent); return child; }
+          return original.apply(this, arguments);
+        };
+      });
+    });
+    var restore = function () {
+      saved.reverse().forEach(function (entry) { Object.defineProperty(entry[0], entry[1], entry[2]); });
+    };
+    return work().then(function (result) { restore(); return result; }, function (error) { restore(); throw error; });
+  }
+
+  // The SVG element of Mermaid's (defused) markup, its CSS in `sheet`, its style attributes
+  // applied through CSSOM and its actors' links menus opened by listeners.
+  function adopt(markup, css, sheet) {
+    markup = defuse(markup, css);
+    sheet.replaceSync(css.join("\n"));
     var parsed = new DOMParser().parseFromString(markup, "text/html").querySelector("svg");
     if (!parsed) throw new Error("no svg in Mermaid's output");
     var svg = document.importNode(parsed, true);
-    Array.prototype.forEach.call(svg.querySelectorAll("[data-nexus-style]"), function (el) {
-      el.style.cssText = el.getAttribute("data-nexus-style");
-      el.removeAttribute("data-nexus-style");
+    [svg].concat(Array.prototype.slice.call(svg.querySelectorAll("*"))).forEach(function (el) {
+      Array.prototype.slice.call(el.attributes).forEach(function (attribute) {
+        var name = attribute.name;
+        if (name === "data-nexus-style") el.style.cssText = attribute.value;
+        else if (name === "data-nexus-onclick") openMenuOnClick(svg, el, attribute.value);
+        if (name.indexOf("data-nexus-") === 0) el.removeAttribute(name);
+      });
     });
-    if (svg.hasAttribute("data-nexus-style")) {
-      svg.style.cssText = svg.getAttribute("data-nexus-style");
-      svg.removeAttribute("data-nexus-style");
-    }
     return svg;
   }
 
-  // While Mermaid lays a diagram out in the page, style="" attributes it sets go through
-  // CSSOM too, so its measurements see them (and CSP reports nothing).
-  function withStyleShim(work) {
-    var proto = Element.prototype, original = proto.setAttribute;
-    proto.setAttribute = function (name, value) {
-      if (String(name).toLowerCase() === "style" && this.style) { this.style.cssText = value; return; }
-      return original.apply(this, arguments);
+  // A sequence diagram's actor with links toggles its menu: Mermaid writes that as an inline
+  // onclick (`document.getElementById('actor0_popup')…`); here it is a listener, keyboard too.
+  function openMenuOnClick(svg, el, handler) {
+    var match = /getElementById\('([\w-]+)'\)/.exec(handler);
+    var menu = match && svg.querySelector("#" + match[1]);
+    if (!menu) return;
+    var toggle = function () {
+      var open = menu.style.display !== "block";
+      menu.style.display = open ? "block" : "none";
+      el.setAttribute("aria-expanded", String(open));
     };
-    var restore = function () { proto.setAttribute = original; };
-    return work().then(function (result) { restore(); return result; }, function (error) { restore(); throw error; });
+    el.setAttribute("tabindex", "0");
+    el.setAttribute("role", "button");
+    el.setAttribute("aria-expanded", "false");
+    el.setAttribute("aria-controls", match[1]);
+    el.addEventListener("click", toggle);
+    el.addEventListener("keydown", function (event) {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); toggle(); }
+    });
   }
 
   function drawOne(pre, i, passes) {
     var id = "nexus-diagram-" + i;  // Mermaid scopes its stylesheet to this id
     var attempt = function () {
-      return withStyleShim(function () { return mermaid.render(id, sources[i]); })
-        .then(function (result) { return adopt(result.svg, sheets[i]); });
+      var css = [];
+      return guarded(css, function () { return mermaid.render(id, sources[i]); })
+        .then(function (result) { return adopt(result.svg, css, sheets[i]); });
     };
     var run = attempt();
     for (var n = 1; n < passes; n++) run = run.then(attempt);
@@ -134,7 +207,7 @@
       configure();
       var passes = drawn ? 1 : 2;
       drawn = true;
-      // One at a time: Mermaid keeps global state while it renders, and so does the style shim.
+      // One at a time: Mermaid keeps global state while it renders, and so does `guarded`.
       return blocks.reduce(function (done, pre, i) {
         return done.then(function () { return drawOne(pre, i, passes); });
       }, Promise.resolve());

@@ -52,6 +52,14 @@ PAGE_TYPES = {
     "bad-request": "/search?q=redis&page=first",
 }
 
+#: Collects Content-Security-Policy violations the page reports (none are allowed), from the first script on.
+RECORD_VIOLATIONS = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample || ""} ${e.sourceFile}:${e.lineNumber}`);
+});
+"""
+
 pytestmark = pytest.mark.browser
 #: CI sets this: a browser test that cannot run is then a failure, never a skip.
 REQUIRE_BROWSER = os.environ.get("NEXUS_REQUIRE_BROWSER") == "1"

@@ -6,15 +6,9 @@ import json
 
 import pytest
 
-pytestmark = pytest.mark.browser
+from .conftest import RECORD_VIOLATIONS
 
-#: Collects Content-Security-Policy violations the page reports (none are allowed).
-RECORD_VIOLATIONS = """
-window.__cspViolations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI} ${e.sample || ""}`);
-});
-"""
+pytestmark = pytest.mark.browser
 
 
 @pytest.fixture

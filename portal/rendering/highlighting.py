@@ -1,0 +1,61 @@
+"""Pygments through pymdownx, with lexers and per-style stylesheet tables built once per process."""
+
+from __future__ import annotations
+
+from pymdownx import highlight
+
+
+class _Highlight(highlight.HighlightExtension):
+    """pymdownx.highlight with one Pygments lexer per language and one stylesheet per style.
+
+    For every code block pymdownx looks the lexer up by name and builds a formatter whose
+    constructor turns the whole style into CSS tables (`_create_stylesheet`): most of the time
+    Pygments took. The output is the same (the golden test checks it).
+    """
+
+    def get_pymdownx_highlighter(self):
+        return _Highlighter
+
+    def extendMarkdown(self, md):
+        super().extendMarkdown(md)
+        # pymdownx picks its formatter classes by module name at each code block: point those
+        # names at subclasses that share the tables. They format exactly as before, so this is
+        # safe for any other user of pymdownx in the process, and doing it twice changes nothing.
+        for name in ("BlockHtmlFormatter", "InlineHtmlFormatter"):
+            formatter = getattr(highlight, name)
+            if not issubclass(formatter, _SharedStylesheet):
+                setattr(highlight, name, type(name, (_SharedStylesheet, formatter), {"__module__": __name__}))
+
+
+class _Highlighter(highlight.Highlight):
+    """pymdownx's highlighter, with lexers kept by language (they hold no state between uses)."""
+
+    _lexers: dict[tuple, tuple] = {}
+    KEEP = 256  # languages; a note of thousands of made-up ones must not grow this for ever
+
+    def get_lexer(self, src, language, inline, stripnl):
+        if self.guess_lang is not False:  # a guess depends on the source
+            return super().get_lexer(src, language, inline, stripnl)
+        # The rest of what decides the lexer (`extend_pygments_lang`) is one setting per process.
+        key = (language, inline, stripnl, self.default_lang)
+        if key not in self._lexers:
+            if len(self._lexers) >= self.KEEP:
+                self._lexers.clear()
+            self._lexers[key] = super().get_lexer(src, language, inline, stripnl)
+        return self._lexers[key]
+
+
+class _SharedStylesheet:
+    """Pygments' HtmlFormatter, its per-style tables built once per style instead of per code block."""
+
+    _tables: dict[tuple, tuple] = {}
+
+    def _create_stylesheet(self):
+        key = (self.style, self.classprefix, self.noclasses, self.debug_token_types)
+        if key in self._tables:
+            self.ttype2class, self.class2style, self.span_element_openers = self._tables[key]
+            return
+        super()._create_stylesheet()
+        # Read-only after this, but for `span_element_openers`, a cache of `<span class="…">` by
+        # token type that depends on nothing but the key.
+        self._tables[key] = (self.ttype2class, self.class2style, self.span_element_openers)
