@@ -26,6 +26,12 @@ if os.environ.get("NEXUS_REQUIRE_POSTGRES") == "1" and not POSTGRES_URL:
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
 
+def pytest_collection_modifyitems(items):
+    """Browser tests run last: their session server is a thread, and while a thread runs, every
+    import's sandbox workers are spawned (a fresh interpreter each) instead of forked."""
+    items.sort(key=lambda item: "browser" in item.keywords)
+
+
 def pytest_terminal_summary(terminalreporter):
     """Say so when the suite ran without PostgreSQL, and how to include it."""
     if not POSTGRES_URL:
