@@ -14,7 +14,7 @@ from flask.cli import pass_script_info, with_appcontext
 
 from .config import import_settings, write_secret_key
 from .content import ContentError, parse_bytes, printable
-from .folder import find_markdown_files, read_entry_file
+from .folder import read_entry_file, walk
 from .importer import ImportFailed, import_content, rebuild_index
 from .locking import ImportBusy, import_lock
 
@@ -168,13 +168,20 @@ def check_command(path):
     root = _content_dir(path)
     if not root.is_dir():
         raise click.UsageError(f"content folder not found: {root}")
-    problems = 0
-    files = find_markdown_files(root)
+    follow = current_app.config["FOLLOW_EXTERNAL_SYMLINKS"]
+    found = walk(root, follow_external=follow)  # the files an import reads, and the folders it refuses
+    for error in found.problems:
+        click.echo(f"error: {error}", err=True)
+    problems = len(found.problems)
+    files = found.files
     for file in files:
         try:
             relative = file.relative_to(root).as_posix()
-            raw = read_entry_file(root, relative, follow_external=current_app.config["FOLLOW_EXTERNAL_SYMLINKS"])
-            parse_bytes(relative, raw, folder_tags=current_app.config["FOLDER_TAGS"])
+            parse_bytes(
+                relative,
+                read_entry_file(root, relative, follow_external=follow),
+                folder_tags=current_app.config["FOLDER_TAGS"],
+            )
         except ContentError as error:
             click.echo(f"error: {error}", err=True)
             problems += 1

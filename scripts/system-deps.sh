@@ -9,12 +9,13 @@ set -euo pipefail
 has_postgres() { compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; }
 
 missing=()
-command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+[ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)  # where the browser tests look
 command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 has_postgres || missing+=(postgresql)
 command -v git >/dev/null 2>&1 || missing+=(git)
+python3 -c "import ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)  # `make` creates .venv
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
@@ -24,5 +25,7 @@ if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
 fi
 echo "Installing ${missing[*]} (apt-get)"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# A third-party list that cannot be fetched (an expired key, say) fails `update` as a whole;
+# what is missing comes from Debian's own lists, which were fetched all the same.
+apt-get update -qq || echo "scripts/system-deps.sh: apt-get update reported errors; installing from the lists it has" >&2
 apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -194,3 +194,21 @@ def test_find_markdown_files_skips_hidden_and_underscored_names(tmp_path):
         "b.markdown",
         "c/d.MD",
     ]
+
+
+@pytest.mark.parametrize(
+    ("follow", "checked", "errors"),
+    [
+        (False, "3 files checked, 2 with errors", ["linked/:1:", "passwd.md:1:"]),  # what `import` refuses
+        (True, "5 files checked, 0 with errors", []),  # what `import` would publish
+    ],
+)
+def test_check_reads_the_files_import_reads(make_app, folders, follow, checked, errors):
+    content, outside = folders
+    _link(content, "linked", outside)
+    _link(content, "passwd.md", outside / "secret.md")
+    app = make_app(content, FOLLOW_EXTERNAL_SYMLINKS=follow)
+    result = app.test_cli_runner().invoke(args=["check"])
+    assert checked in result.output
+    assert all(error in result.output for error in errors), result.output
+    assert result.exit_code == (1 if errors else 0)
