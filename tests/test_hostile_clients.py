@@ -277,13 +277,15 @@ def test_a_burst_of_expensive_searches_leaves_pages_answering_and_passes(costly_
     log_path = tmp_path / "gunicorn.log"
     with gunicorn(env, workers=2, log_path=log_path) as base:
         port = port_of(base)
-        stop, sockets, statuses = threading.Event(), set(), []
+        stop, sockets, statuses, asked_at = threading.Event(), set(), [], {}
 
         def searcher(seed):
             rng = random.Random(seed)
             while not stop.is_set():
                 query = urllib.parse.quote(rng.choice(EXPENSIVE))
+                asked_at[seed] = time.monotonic()  # while a search of this client is in flight
                 statuses.append(http_get(port, f"/search?q={query}&r={rng.random()}", 10, sockets))
+                del asked_at[seed]
 
         clients = [threading.Thread(target=searcher, args=(i,), daemon=True) for i in range(40)]
         for thread in clients:
@@ -295,7 +297,9 @@ def test_a_burst_of_expensive_searches_leaves_pages_answering_and_passes(costly_
             for path in ("/healthz", f"/entries/note-{len(probes) % 30}"):
                 probes.append((path, *http_get(port, path, timeout=5)))
             time.sleep(0.2)
-        answered = list(statuses)  # before the clients give up, which cuts the searches in flight
+        # Before the clients give up, which cuts the searches in flight: what was answered, and
+        # how long the oldest search still in flight has waited.
+        answered, waiting = list(statuses), time.monotonic() - min(list(asked_at.values()), default=time.monotonic())
         stop.set()
         for sock in list(sockets):  # every client gives up at once
             with contextlib.suppress(OSError):
@@ -304,10 +308,11 @@ def test_a_burst_of_expensive_searches_leaves_pages_answering_and_passes(costly_
 
         failed = [(path, status, round(seconds, 1)) for path, status, seconds in probes if status != 200]
         assert not failed, failed
-        # Searches beyond the slots wait a second at most, then are turned away: none queues behind
-        # the burst until its client gives up (10 s), whether the burst needed any 503 or not.
+        # Searches beyond the slots wait a second for one, then are turned away; a search runs a
+        # second at most. None queues behind the burst (6 s so far) until its client gives up.
         assert answered and all(status in (200, 503) for status, _ in answered), Counter(s for s, _ in answered)
-        assert max(seconds for _, seconds in answered) < 8, sorted(seconds for _, seconds in answered)[-5:]
+        slowest = max(seconds for _, seconds in answered)
+        assert slowest < 4.5 and waiting < 4.5, (slowest, waiting)
 
         # Within seconds of the burst, searches run again (no backlog of abandoned searches).
         while True:
