@@ -312,7 +312,7 @@ def test_a_burst_of_expensive_searches_leaves_pages_answering_and_passes(costly_
         # second at most. None queues behind the burst (6 s so far) until its client gives up.
         assert answered and all(status in (200, 503) for status, _ in answered), Counter(s for s, _ in answered)
         slowest = max(seconds for _, seconds in answered)
-        assert slowest < 4.5 and waiting < 4.5, (slowest, waiting)
+        assert slowest < 5 and waiting < 5, (slowest, waiting)
 
         # Within seconds of the burst, searches run again (no backlog of abandoned searches).
         while True:
