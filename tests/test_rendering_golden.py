@@ -15,11 +15,12 @@ import dataclasses
 import json
 import os
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import pytest
 
-from portal.content import ParsedEntry, parse_bytes, slug_for_path, slugify
+from portal.content import ParsedEntry, parse_bytes, slug_for_path
+from portal.links import link_resolver
 from portal.rendering import Rendered, render
 
 from .conftest import SHIPPED_CONTENT
@@ -51,22 +52,9 @@ CASES = _cases()
 
 
 def _resolver():
-    """Resolve paths and `[[wiki]]` names as the importer does, over shipped content and fixture targets."""
+    """Resolve paths and `[[wiki]]` names with the importer's resolver, over shipped content and fixture targets."""
     paths = [p.relative_to(SHIPPED_CONTENT).as_posix() for p in SHIPPED_CONTENT.rglob("*.md")] + FIXTURE_TARGETS
-    slugs_by_path = {path: slug_for_path(path) for path in paths}
-    by_slug = set(slugs_by_path.values())
-    by_stem: dict[str, set[str]] = {}
-    for slug in by_slug:
-        by_stem.setdefault(slug.rsplit("/", 1)[-1], set()).add(slug)
-
-    def resolve(key: str) -> str | None:
-        if key.startswith("[["):
-            wanted = "/".join(slugify(part) for part in key[2:-2].strip().removesuffix(".md").split("/"))
-            matches = {wanted} if wanted in by_slug else by_stem.get(wanted, set())
-            return min(matches) if len(matches) == 1 else None
-        return slugs_by_path.get(PurePosixPath(key).as_posix())
-
-    return resolve
+    return link_resolver({path: slug_for_path(path) for path in paths})
 
 
 def _output(relative: str, raw: bytes, parse: bool) -> dict:
