@@ -213,7 +213,8 @@ class Sandbox:
             except (EOFError, OSError):  # it died: `_collect` sees the sentinel
                 return
             job = worker.jobs.popleft()
-            assert index == job.index  # noqa: S101 - one pipe, in order
+            if index != job.index:  # one pipe answers in order: anything else is a bug here, not in a file
+                raise RuntimeError(f"sandbox worker answered job {index}, expected {job.index}")
             worker.heard = time.monotonic()
             self._charge(job.path, seconds)
             results[index] = result
