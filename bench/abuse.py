@@ -417,7 +417,8 @@ def main(argv=None) -> None:
         skip.add("wrk")
     if "wrk" not in skip and shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install -y wrk (or --skip wrk)")
-    http_bench = load_bench_module("http")
+    http_bench = load_bench_module("http")  # visit_once
+    common = load_bench_module("common")  # corpus, import, servers, wrk
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     load = os.getloadavg()
@@ -431,10 +432,10 @@ def main(argv=None) -> None:
         instance = work / f"instance-{content.name}"
     else:
         corpus = load_bench_module("corpus")
-        content = http_bench.ensure_corpus(corpus, args.entries, work / f"corpus-{args.entries}")
+        content = common.ensure_corpus(corpus.generate, args.entries, work / f"corpus-{args.entries}")
         instance = work / f"instance-{args.entries}"
-    env = http_bench.env_for(instance, content)
-    seconds, summary = http_bench.timed_import(env)
+    env = common.env_for(instance, content)
+    seconds, summary = common.timed_import(env)
     print(f"import of {content}: {seconds:.1f}s ({summary})", flush=True)
     urls = sample_urls(instance / "nexus.sqlite3", 1000)
     results = []
@@ -442,27 +443,28 @@ def main(argv=None) -> None:
         label, extra = class_env(spec)
         if args.workers:
             extra["NEXUS_GUNICORN_WORKERS"] = str(args.workers)
-        results.append((label, run_class(http_bench, env, extra, label, work, instance, urls, args, skip)))
+        results.append((label, run_class((http_bench, common), env, extra, label, work, instance, urls, args, skip)))
     report(results, args, skip, content)
 
 
-def run_class(http_bench, env, extra, label, work, instance, urls, args, skip) -> dict:
+def run_class(modules, env, extra, label, work, instance, urls, args, skip) -> dict:
     """Every measurement for one worker class."""
+    http_bench, common = modules
     figures = {}
     slug = re.sub(r"\W+", "-", label)
     for leftover in instance.glob("page-cache.sqlite3*"):
         leftover.unlink()
     log = work / f"gunicorn-{slug}.log"
-    server = http_bench.Server("wsgi:app", dict(env, **extra), log)
+    server = common.Gunicorn("wsgi:app", dict(env, **extra), log)
     try:
         figures["workers"] = len(server.workers())
         if "wrk" not in skip:
             http_bench.visit_once(server.base, ["/", *urls["entries"]], 10)
             for name, paths in (("/", ["/"]), ("entry pages", urls["entries"])):
-                result = http_bench.run_wrk(server.base, paths, work / "run.lua", args.wrk_seconds, 10)
+                result = common.run_wrk(server.base, paths, work / "run.lua", args.wrk_seconds, 10)
                 figures[f"wrk cached {name}"] = result
                 print(f"{label}: wrk {name}, page cache on: {result['rps']:.0f} req/s", flush=True)
-        figures["rss now"] = max(http_bench.Server.memory_mb(pid)["rss"] for pid in server.workers())
+        figures["rss now"] = max(common.Gunicorn.memory_mb(pid)["rss"] for pid in server.workers())
         if "idle" not in skip:
             figures["idle"] = idle_test(server.port, args.idle, args.slow, args.drip, args.idle_seconds)
             print(f"{label}: idle sockets: {figures['idle']}", flush=True)
@@ -476,16 +478,14 @@ def run_class(http_bench, env, extra, label, work, instance, urls, args, skip) -
             figures["burst"]["log"]["server CPU s"] = round(server_cpu_seconds(server) - server_cpu)
             figures["burst"]["log"]["clients' CPU s"] = round(own_cpu_seconds() - client_cpu)
             print(f"{label}: burst: {figures['burst']['searches']} {figures['burst']['routes']}", flush=True)
-        figures["rss"] = max(http_bench.Server.memory_mb(pid)["peak"] for pid in server.workers())
+        figures["rss"] = max(common.Gunicorn.memory_mb(pid)["peak"] for pid in server.workers())
     finally:
         server.stop()
     if "wrk" not in skip:
-        server = http_bench.Server(
-            "wsgi:app", dict(env, NEXUS_PAGE_CACHE_MB="0", **extra), work / f"rendered-{slug}.log"
-        )
+        server = common.Gunicorn("wsgi:app", dict(env, NEXUS_PAGE_CACHE_MB="0", **extra), work / f"rendered-{slug}.log")
         try:
             for name, paths in (("/", ["/"]), ("entry pages", urls["entries"])):
-                result = http_bench.run_wrk(server.base, paths, work / "run.lua", args.wrk_seconds, 10)
+                result = common.run_wrk(server.base, paths, work / "run.lua", args.wrk_seconds, 10)
                 figures[f"wrk rendered {name}"] = result
                 print(f"{label}: wrk {name}, rendered: {result['rps']:.0f} req/s", flush=True)
         finally:
