@@ -25,7 +25,7 @@ NOTE = """\
 # Topic note
 
 ![erd](img/erd.png)
-![shared](../shared.png)
+![parent](../parent.png)
 ![drawing](drawing.svg)
 [slides](talk.pdf)
 [script](run.sh)
@@ -51,7 +51,7 @@ def folder(tmp_path):
     write_entry(root, "topic/note.md", NOTE)
     (root / "topic/img").mkdir()
     (root / "topic/img/erd.png").write_bytes(PNG)
-    (root / "shared.png").write_bytes(PNG + b"shared")
+    (root / "parent.png").write_bytes(PNG + b"parent")
     (root / "topic/drawing.svg").write_bytes(SVG)
     (root / "topic/talk.pdf").write_bytes(b"%PDF-1.4 slides")
     (root / "topic/run.sh").write_bytes(b"#!/bin/sh\necho hi\n")
@@ -94,7 +94,7 @@ def test_problems_are_warned_about_with_file_and_line(app):
 def test_links_point_at_stored_files_and_problems_are_marked(app):
     html = app.test_client().get("/entries/topic/note").get_data(as_text=True)
     urls = served_urls(html)
-    assert set(urls) == {"erd.png", "shared.png", "drawing.svg", "talk.pdf", "run.sh", "page.html"}
+    assert set(urls) == {"erd.png", "parent.png", "drawing.svg", "talk.pdf", "run.sh", "page.html"}
     assert urls["erd.png"] == f"/files/{sha(PNG)}/erd.png"
     assert f'href="../../files/{sha(PNG)}/erd.png#part"' in html  # a fragment is kept
     for target in ("big.bin", "missing.png", "../../outside.txt", "secret-link.txt", ".env", "img/"):
@@ -105,7 +105,7 @@ def test_links_point_at_stored_files_and_problems_are_marked(app):
     ("name", "content_type", "disposition", "sandboxed"),
     [
         ("erd.png", "image/png", "inline", True),  # an image beside the note
-        ("shared.png", "image/png", "inline", True),  # one in a parent folder, inside the content folder
+        ("parent.png", "image/png", "inline", True),  # one in a parent folder, inside the content folder
         ("drawing.svg", "image/svg+xml", "inline", True),  # shown, but its script cannot run (sandbox CSP)
         ("talk.pdf", "application/pdf", "inline", False),  # Chromium's viewer shows nothing in a sandbox
         ("run.sh", "application/octet-stream", "attachment", True),  # a script is a download, never run

@@ -90,9 +90,14 @@ OUTSIDE = r"leads outside the content folder through a symlink; not published \(
         # A socket is not a regular file.
         (lambda c, o: _socket(c, "sock.md"), False, set(), [r"^sock\.md:1: not a regular file \(a socket\)"]),
         # A symlinked folder outside: refused as a whole, named once.
-        (lambda c, o: _link(c, "shared", o), False, set(), [rf"^shared/:1: {OUTSIDE}"]),
+        (lambda c, o: _link(c, "elsewhere", o), False, set(), [rf"^elsewhere/:1: {OUTSIDE}"]),
         # ... or followed when allowed, a loop back into it notwithstanding.
-        (lambda c, o: (_link(c, "shared", o), _link(o, "again", o)), True, {"shared/secret", "shared/more/also"}, []),
+        (
+            lambda c, o: (_link(c, "elsewhere", o), _link(o, "again", o)),
+            True,
+            {"elsewhere/secret", "elsewhere/more/also"},
+            [],
+        ),
         # A symlinked folder inside is not followed: its notes are published once, under their own path.
         (lambda c, o: _link(c, "mirror", c / "notes"), False, set(), []),
         (lambda c, o: _link(c / "notes", "up", ".."), False, set(), []),  # a loop inside the folder

@@ -1,6 +1,7 @@
 """One open searcher per worker thread, reopened only when a new index is swapped in.
 
-Never `Searcher.refresh()`: whoosh-reloaded 2.7.5 returns deleted and duplicate documents after it.
+Never ask a Whoosh searcher to refresh itself: whoosh-reloaded 2.7.5 then returns deleted and duplicate
+documents. A new searcher is opened instead.
 A reopen after an incremental update reads the stored tags of the new segments only: the tags
 of a segment never change (deletions are kept apart, in the TOC), so each process keeps them
 per segment.
