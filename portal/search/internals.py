@@ -21,25 +21,23 @@ def is_null(q) -> bool:
 
 def weight_blocks(matcher):
     """(ids, weights) of a leaf matcher's postings, a block at a time (Whoosh's W3 codec), else one by one."""
-    if not all(hasattr(matcher, name) for name in ("_read_ids", "_read_weights", "_next_block")):
-        yield from _one_by_one(matcher, matcher.weight)
-        return
-    while matcher.is_active():
-        matcher._read_ids()
-        matcher._read_weights()
-        yield matcher._ids, matcher._weights
-        matcher._next_block()
+    return _blocks(matcher, "_read_weights", "_weights", matcher.weight)
 
 
 def value_blocks(matcher):
     """(ids, encoded values) of a leaf matcher's postings, a block at a time (Whoosh's W3 codec), else one by one."""
-    if not all(hasattr(matcher, name) for name in ("_read_ids", "_read_values", "_next_block")):
-        yield from _one_by_one(matcher, matcher.value)
+    return _blocks(matcher, "_read_values", "_values", matcher.value)
+
+
+def _blocks(matcher, read: str, held: str, one):
+    """(ids, `held`) of each block the matcher reads with `read`; `one` gives them a posting at a time otherwise."""
+    if not all(hasattr(matcher, name) for name in ("_read_ids", read, "_next_block")):
+        yield from _one_by_one(matcher, one)
         return
     while matcher.is_active():
         matcher._read_ids()
-        matcher._read_values()
-        yield matcher._ids, matcher._values
+        getattr(matcher, read)()
+        yield matcher._ids, getattr(matcher, held)
         matcher._next_block()
 
 

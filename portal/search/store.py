@@ -9,6 +9,7 @@ live one's files plus what changed, so the live directory is never written.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
 import hashlib
@@ -120,14 +121,21 @@ def update_index(instance_path, generation: int, slugs, documents) -> Path:
 
 def _write_changes(directory: Path, slugs: list[str], documents: list[dict]) -> None:
     """Delete `slugs` and add `documents` in one commit of a Whoosh writer on `directory`."""
-    ix = FileStorage(str(directory), supports_mmap=False).open_index()
-    writer = ix.writer(limitmb=64, **writer_options())
-    try:
+    with _writer_on(directory) as writer:
         for slug in slugs:
             writer.delete_by_term("slug", slug)
         for document in documents:
             writer.add_document(**document)
         writer.commit(merge=False)
+
+
+@contextlib.contextmanager
+def _writer_on(directory: Path):
+    """A Whoosh writer on the index in `directory`: cancelled if the block fails, the index closed after."""
+    ix = FileStorage(str(directory), supports_mmap=False).open_index()
+    writer = ix.writer(limitmb=64, **writer_options())
+    try:
+        yield writer
     except BaseException:
         writer.cancel()
         raise
@@ -173,15 +181,8 @@ def _merge_small(directory: Path) -> bool:
         merged = len(kept) < len(segments)
         return kept
 
-    ix = FileStorage(str(directory), supports_mmap=False).open_index()
-    writer = ix.writer(limitmb=64, **writer_options())
-    try:
+    with _writer_on(directory) as writer:
         writer.commit(mergetype=policy)
-    except BaseException:
-        writer.cancel()
-        raise
-    finally:
-        ix.close()
     return merged
 
 
