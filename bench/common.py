@@ -157,17 +157,28 @@ def get(url: str, timeout: float = 60) -> tuple[int, bytes]:
 
 
 class Server:
-    """A server process on 127.0.0.1:`port`, waited for until `ready_path` answers 200."""
+    """A server process on 127.0.0.1:`port`, waited for until `ready_path` answers one of `ready`."""
 
-    def __init__(self, command: list[str], port: int, env: dict, log: Path, ready_path: str = "/", cwd=PROJECT_ROOT):
+    def __init__(
+        self,
+        command: list[str],
+        port: int,
+        env: dict,
+        log: Path,
+        ready_path: str = "/",
+        cwd=PROJECT_ROOT,
+        ready: tuple[int, ...] = (200,),
+        start_seconds: float = 300,
+    ):
         self.port = port
+        self.log_path = log
         self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + start_seconds
         while True:
             with contextlib.suppress(OSError):
-                if get(self.base + ready_path, timeout=5)[0] == 200:
+                if get(self.base + ready_path, timeout=5)[0] in ready:
                     break
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
@@ -189,13 +200,18 @@ class Server:
 class Gunicorn(Server):
     """gunicorn with the project's gunicorn.conf.py, serving `app` on a free port."""
 
-    def __init__(self, app: str, env: dict, log: Path, pythonpath: Path | None = None):
+    def __init__(
+        self, app: str, env: dict, log: Path, pythonpath: Path | None = None, workers: int | None = None, **waiting
+    ):
+        """`waiting`: Server's `ready_path`, `ready` and `start_seconds`."""
         port = free_port()
         env = dict(env, NEXUS_GUNICORN_BIND=f"127.0.0.1:{port}")
+        if workers:
+            env["NEXUS_GUNICORN_WORKERS"] = str(workers)
         command = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"]
         if pythonpath:
             command += ["--pythonpath", str(pythonpath)]
-        super().__init__([*command, app], port, env, log)
+        super().__init__([*command, app], port, env, log, **waiting)
 
     def reset_peaks(self) -> None:
         """Forget each worker's peak RSS: a forked worker inherits the master's peak from start-up."""
@@ -328,3 +344,19 @@ def run_wrk(base: str, paths: list[str], script: Path, duration: float, connecti
     figures = json.loads(result.stdout.split("RESULT ", 1)[1].splitlines()[0])
     figures["rps"] = figures["requests"] / (figures["duration_us"] / 1e6)
     return figures
+
+
+def content_folder(args, generate, generate_code_heavy=None) -> tuple[Path, str]:
+    """The folder a benchmark reads and a name for it: `--corpus`, or a generated corpus (made once)."""
+    if args.corpus:
+        folder = Path(args.corpus).resolve()
+        if not folder.is_dir():
+            raise SystemExit(f"{folder}: not a folder")
+        return folder, folder.name
+    if getattr(args, "code_heavy", None):
+        folder = OUT / "corpora" / f"code-heavy-{args.code_heavy}"
+        ensure_corpus(generate_code_heavy, args.code_heavy, folder)
+        return folder, f"{args.code_heavy:,} generated code-heavy notes"
+    folder = OUT / "corpora" / f"generated-{args.generated}"
+    ensure_corpus(generate, args.generated, folder)
+    return folder, f"{args.generated:,} generated entries"

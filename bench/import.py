@@ -293,22 +293,6 @@ def median_of(runs: list[Measured]) -> Measured:
     )
 
 
-def content_folder(args) -> tuple[Path, str]:
-    """The folder to import and a name for it: the one given, or a generated corpus (made once)."""
-    if args.corpus:
-        folder = Path(args.corpus).resolve()
-        if not folder.is_dir():
-            raise SystemExit(f"{folder}: not a folder")
-        return folder, folder.name
-    if args.code_heavy:
-        folder = common.OUT / "corpora" / f"code-heavy-{args.code_heavy}"
-        common.ensure_corpus(corpus.generate_code_heavy, args.code_heavy, folder)
-        return folder, f"{args.code_heavy:,} generated code-heavy notes"
-    folder = common.OUT / "corpora" / f"generated-{args.generated}"
-    common.ensure_corpus(corpus.generate, args.generated, folder)
-    return folder, f"{args.generated:,} generated entries"
-
-
 def main(argv=None) -> None:
     """Command line: one folder, `--runs` rounds of full import, unchanged re-import and mkdocs build."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -326,7 +310,7 @@ def main(argv=None) -> None:
         return
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    content, name = content_folder(args)
+    content, name = common.content_folder(args, corpus.generate, corpus.generate_code_heavy)
     files = len(list(content.rglob("*.md")))
     print(common.machine_line("Nexus import against mkdocs build"), flush=True)
     instance = work / "instance"

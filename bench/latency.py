@@ -28,7 +28,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import string
@@ -41,9 +40,12 @@ from pathlib import Path, PurePosixPath
 
 # bench/http.py is named like the standard library's `http`: keep bench/ off sys.path for urllib.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the project, for `bench.common`
 import urllib.error  # noqa: E402
 import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
+
+from bench import common  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parent
@@ -89,52 +91,12 @@ def flask(env: dict, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def get(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - local server
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         return error.code, ""
-
-
-class Gunicorn:
-    """`gunicorn -c gunicorn.conf.py wsgi:app` on a free port, as deployed."""
-
-    def __init__(self, env: dict, log: Path):
-        port = free_port()
-        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=PROJECT_ROOT,
-            env=dict(env, NEXUS_GUNICORN_BIND=f"127.0.0.1:{port}"),
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            try:
-                if get(self.base + "/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start; see {log}")
-            time.sleep(0.2)
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
 
 
 class Watch:
@@ -294,7 +256,9 @@ def run_folder(label: str, size: int, content: Path, work: Path, args) -> list[s
     started = time.perf_counter()
     imported = flask(env, "import", "--quiet")
     print(f"{label}: first import {time.perf_counter() - started:.1f} s: {imported.stdout.strip()}", flush=True)
-    server = Gunicorn(env, work / f"gunicorn-{label}.log")
+    server = common.Gunicorn(
+        "wsgi:app", env, work / f"gunicorn-{label}.log", ready_path="/healthz", start_seconds=TIMEOUT
+    )
     site = Site(content, instance, server.base, seed=size, timeout=args.timeout)
     rows = []
     try:

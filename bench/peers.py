@@ -298,18 +298,6 @@ def median_row(rounds: list[tuple[str, dict, dict, str]]) -> tuple[str, dict, di
     return "median of the rounds", combine([r[1] for r in rounds]), combine([r[2] for r in rounds]), ""
 
 
-def content_folder(args) -> tuple[Path, str]:
-    """The folder to serve and a name for it: the one given, or the generated corpus (made once)."""
-    if args.corpus:
-        folder = Path(args.corpus).resolve()
-        if not folder.is_dir():
-            raise SystemExit(f"{folder}: not a folder")
-        return folder, folder.name
-    folder = common.OUT / "corpora" / f"generated-{args.generated}"
-    common.ensure_corpus(corpus.generate, args.generated, folder)
-    return folder, f"{args.generated:,} generated entries"
-
-
 def parse_args(argv):
     """The command line (see the module's docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -337,7 +325,7 @@ def main(argv=None) -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     print(common.machine_line("Nexus search against Datasette"), flush=True)
-    content, name = content_folder(args)
+    content, name = common.content_folder(args, corpus.generate)
     notes = read_notes(content)
     queries = make_queries([n["title"] for n in notes], args.queries, args.seed)
     venv = common.venv_with(common.VENVS / "datasette", DATASETTE, "datasette")

@@ -38,10 +38,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 import urllib.parse
@@ -51,6 +48,7 @@ import uuid
 import sqlalchemy
 from whoosh import scoring
 
+from bench import common
 from portal import create_app
 from portal.importer import import_content
 from portal.indexing import rebuild_index
@@ -59,6 +57,8 @@ from portal.search import store
 from portal.search.searchers import SearcherPool
 
 BIN = Path(sys.executable).parent
+#: A node is up once /healthz answers, even 503 (a PostgreSQL node may start degraded).
+READY = {"ready_path": "/healthz", "ready": (200, 503), "start_seconds": 600}
 
 
 def load_corpus_module():
@@ -73,57 +73,12 @@ def median(values) -> float:
     return statistics.median(values) if values else float("nan")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def fetch(url: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - local server
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, ""
-
-
-class Gunicorn:
-    """gunicorn with the project's gunicorn.conf.py on a free port; stopped with stop()."""
-
-    def __init__(self, env: dict, log: Path, workers: int | None = None):
-        port = free_port()
-        env = dict(env, NEXUS_GUNICORN_BIND=f"127.0.0.1:{port}")
-        if workers:
-            env["NEXUS_GUNICORN_WORKERS"] = str(workers)
-        self.log_path = log
-        self.log = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 600
-        while True:
-            try:
-                if fetch(self.base + "/healthz")[0] in (200, 503):
-                    break
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn did not start; see {log}")
-            time.sleep(0.3)
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
 
 
 def node_env(instance: Path, content: Path, **extra) -> dict:
@@ -167,7 +122,7 @@ class Editor:
         return edited
 
 
-def edit_to_visible(app, content: Path, server: Gunicorn, editor: Editor, rounds: int) -> list[float]:
+def edit_to_visible(app, content: Path, server: common.Gunicorn, editor: Editor, rounds: int) -> list[float]:
     """Seconds from an edit until search finds it and its page shows it, on the running server."""
     seconds = []
     for _ in range(rounds):
@@ -251,7 +206,7 @@ def run_size(size: int, work: Path, rounds: int) -> tuple[Path, Path]:
     report = run_import(app, content)
     print(f"\n== {size:,} entries (first import: {report.summary()}; {time.perf_counter() - started:.1f}s)")
     editor = Editor(content)
-    server = Gunicorn(node_env(instance, content), work / f"gunicorn-{size}.log")
+    server = common.Gunicorn("wsgi:app", node_env(instance, content), work / f"gunicorn-{size}.log", **READY)
     try:
         fetch(server.base + "/")
         visible = edit_to_visible(app, content, server, editor, rounds)
@@ -323,7 +278,7 @@ def run_nodes(size: int, content: Path, work: Path, url: str, rounds: int) -> No
         nodes = [work / "pg-node-a", work / "pg-node-b"]
         for node in nodes:  # each rebuilds its own index from the database as gunicorn starts
             env = node_env(node, content, NEXUS_DATABASE_URL=schema_url)
-            servers.append(Gunicorn(env, work / f"{node.name}.log", workers=2))
+            servers.append(common.Gunicorn("wsgi:app", env, work / f"{node.name}.log", workers=2, **READY))
         for server in servers:
             while "listens for new generations" not in server.log_path.read_text():
                 time.sleep(0.1)
