@@ -7,6 +7,7 @@ werkzeug server thread on 127.0.0.1. Never run `playwright install`: these tests
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -106,17 +107,26 @@ def shipped_app(tmp_path_factory):
     app.extensions["nexus.searchers"].close()
 
 
+@contextlib.contextmanager
+def serving(app, name: str):
+    """`app` served over HTTP on a free 127.0.0.1 port, in a thread called `name`: yields its base URL."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=name, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
 @pytest.fixture(scope="session")
 def base_url(shipped_app):
     """The shipped-content app served over HTTP on a free 127.0.0.1 port."""
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, shipped_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="nexus-browser-tests", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+    with serving(shipped_app, "nexus-browser-tests") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -6,16 +6,13 @@ served by a werkzeug thread on 127.0.0.1; the browser is the session's Debian Ch
 
 from __future__ import annotations
 
-import logging
 import struct
-import threading
 import zlib
 
 import pytest
-from werkzeug.serving import make_server
 
 from ..conftest import do_import, write_entry
-from .conftest import DEVICES, SCREENSHOTS
+from .conftest import DEVICES, SCREENSHOTS, serving
 from .test_accessibility import AXE, RUN_AXE, WCAG_TAGS, describe
 
 pytestmark = pytest.mark.browser
@@ -56,14 +53,8 @@ def collection_url(make_app, tmp_path):
     (root / "drawing.svg").write_bytes(HOSTILE_SVG)
     app = make_app(root)
     assert do_import(app, root).errors == []
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="nexus-collection-tests", daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+    with serving(app, "nexus-collection-tests") as url:
+        yield url
 
 
 @pytest.fixture
