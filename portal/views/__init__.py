@@ -22,7 +22,9 @@ def register(app: Flask) -> None:
     app.register_blueprint(attachments.bp)
     errors.register(app)
     live.register(app)  # development only
-    app.jinja_env.globals.update(KINDS=KINDS, site_name=app.config["SITE_NAME"])
+    app.jinja_env.globals.update(
+        KINDS=KINDS, site_name=app.config["SITE_NAME"], site_description=app.config["SITE_DESCRIPTION"]
+    )
     app.jinja_env.globals["url_for"] = urls.UrlCache(app).url_for
     app.jinja_env.filters["isodate"] = lambda d: d.isoformat() if d else ""
     app.jinja_env.filters["longdate"] = lambda d: f"{d:%-d %B %Y}" if d else ""
