@@ -9,6 +9,7 @@ there is one.
 from __future__ import annotations
 
 from whoosh import query
+from whoosh.writing import SegmentWriter
 
 #: The class of Whoosh's `NullQuery` singleton (`query.qcore._NullQuery`).
 NullQueryType = type(query.NullQuery)
@@ -60,3 +61,43 @@ class FilteredPrefix(query.Prefix):
 
     def _btexts(self, ixreader):
         return (word for word in super()._btexts(ixreader) if self.keep(word.decode(), ixreader))
+
+
+class SegmentBuilder(SegmentWriter):
+    """A Whoosh segment writer whose postings go to `pool` (a `building.TermPool`) and are written term by term.
+
+    Whoosh's own pool holds one tuple per posting, spills them to pickled runs past `limitmb`
+    and merges the runs back in a heap; its `add_postings` then reads each posting's field
+    length back from the column file just written. Here `pool.write(fieldwriter, lengths)`
+    writes the same postings from memory, and the lengths are read once per field.
+    """
+
+    def __init__(self, ix, pool, **kwargs):
+        super().__init__(ix, **kwargs)
+        self.pool = pool
+
+    def _flush_segment(self):
+        self.perdocwriter.close()
+        lengths = self.per_document_reader() if self.codec.length_stats else None
+        try:
+            self.pool.write(self.schema, self.fieldwriter, lengths)
+        finally:
+            if lengths is not None:
+                lengths.close()
+        self.fieldwriter.close()
+
+    def finish_segment(self):
+        """Write this writer's segment and return it (None if it holds no document), for `publish` elsewhere."""
+        if not self._added:
+            self._close_segment()
+            return None
+        return self._finalize_segment()
+
+    def publish(self, segments) -> None:
+        """Write the index's table of contents naming `segments`, and release the index."""
+        if self._added:
+            segments = [*segments, self._finalize_segment()]
+        else:
+            self._close_segment()
+        self._commit_toc(segments)
+        self._finish()

@@ -1,0 +1,191 @@
+"""Writing a whole new index in one go: postings grouped by term in memory, one segment per helper process.
+
+A full build is the largest part of a large import. Whoosh's writer keeps every posting as a
+tuple, sorts them in pickled runs on disk once they pass its memory limit, and its parallel
+writer (`procs`) sends documents through pickled files. Here each writer keeps its postings
+grouped by term in compact arrays (a few tens of bytes each), writes them term by term at the
+end, and helpers forked for a large build each take every `procs`-th batch of documents and
+write one segment; the parent names the segments in the index's table of contents. The
+segments' files, terms and postings are those Whoosh's writers make of the same documents.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import traceback
+from array import array
+
+from whoosh.filedb.filestore import FileStorage
+
+from .internals import SegmentBuilder
+
+#: Documents sent to a helper at a time (round robin, so the split is the same every build).
+BATCH = 100
+
+
+class TermPool:
+    """Postings of one segment, by field and term: document numbers, weights and encoded values in arrays."""
+
+    def __init__(self):
+        self.fields: dict[str, dict[bytes, tuple]] = {}
+        self.fieldnames: set[str] = set()  # what Whoosh's pool offers its callers
+
+    def add(self, item) -> None:
+        """Add one posting (field name, term bytes, document number, weight, value bytes)."""
+        fieldname, text, docnum, weight, value = item
+        terms = self.fields.get(fieldname)
+        if terms is None:
+            terms = self.fields[fieldname] = {}
+            self.fieldnames.add(fieldname)
+        postings = terms.get(text)
+        if postings is None:
+            postings = terms[text] = (array("I"), array("d"), bytearray(), array("I"))
+        docs, weights, values, ends = postings
+        docs.append(docnum)
+        weights.append(weight)
+        if value:
+            values += value
+        ends.append(len(values))
+
+    def write(self, schema, fieldwriter, lengths) -> None:
+        """Write every posting, fields and terms in order, freeing each term's arrays as it goes."""
+        for fieldname in sorted(self.fields):
+            terms = self.fields.pop(fieldname)
+            field_lengths = _field_lengths(lengths, fieldname)
+            fieldwriter.start_field(fieldname, schema[fieldname])
+            for text in sorted(terms):
+                docs, weights, values, ends = terms.pop(text)
+                values, start = bytes(values), 0
+                fieldwriter.start_term(text)
+                for docnum, weight, end in zip(docs, weights, ends, strict=True):
+                    fieldwriter.add(docnum, weight, values[start:end], field_lengths[docnum])
+                    start = end
+                fieldwriter.finish_term()
+            fieldwriter.finish_field()
+
+    def save(self) -> None:
+        """Nothing to spill: the postings stay in memory."""
+
+    def cleanup(self) -> None:
+        """Forget every posting."""
+        self.fields = {}
+
+
+def _field_lengths(lengths, fieldname: str):
+    """Every document's length in `fieldname` as Whoosh stores it (one byte), read once; zeros without lengths."""
+    if lengths is None:
+        return _Zeros()
+    return [lengths.doc_field_length(docnum, fieldname) for docnum in range(lengths.doc_count_all())]
+
+
+class _Zeros:
+    """Length 0 for every document."""
+
+    def __getitem__(self, docnum: int) -> int:
+        return 0
+
+
+def write_index(ix, documents, procs: int, options: dict) -> int:
+    """Add `documents` to the empty index `ix` in `procs` segments (one per process) and commit; the count."""
+    writer = SegmentBuilder(ix, TermPool(), **options)
+    try:
+        if procs <= 1:
+            count = 0
+            for document in documents:
+                writer.add_document(**document)
+                count += 1
+            writer.publish([])
+            return count
+        helpers = _Helpers(ix.storage.folder, procs, options)
+        try:
+            count = helpers.feed(documents)
+            segments = helpers.segments()
+        finally:
+            helpers.stop()
+        writer.publish(segments)
+        return count
+    except BaseException:
+        if not writer.is_closed:
+            writer.cancel()
+        raise
+
+
+class _Helpers:
+    """Forked processes that each write one segment of the documents they are sent."""
+
+    def __init__(self, directory: str, procs: int, options: dict):
+        context = multiprocessing.get_context("fork")  # Whoosh's own writers fork too; nothing is pickled but documents
+        self.connections, self.processes = [], []
+        for _ in range(procs):
+            ours, theirs = context.Pipe()
+            process = context.Process(target=_helper, args=(directory, theirs, options), daemon=True)
+            process.start()
+            theirs.close()
+            self.connections.append(ours)
+            self.processes.append(process)
+
+    def feed(self, documents) -> int:
+        """Send the documents in batches, helper after helper; how many were sent."""
+        count, batch, turn = 0, [], 0
+        for document in documents:
+            batch.append(document)
+            count += 1
+            if len(batch) == BATCH:
+                self._send(turn % len(self.connections), batch)
+                batch, turn = [], turn + 1
+        if batch:
+            self._send(turn % len(self.connections), batch)
+        for number in range(len(self.connections)):
+            self._send(number, None)
+        return count
+
+    def _send(self, number: int, batch) -> None:
+        """Send one batch (None: the end) to helper `number`; a helper that failed raises its error."""
+        try:
+            self.connections[number].send(batch)
+        except OSError:  # it has gone: it says why, unless it died
+            self._answer(number)
+            raise
+
+    def segments(self) -> list:
+        """The segment each helper wrote, in the helpers' order (none from a helper sent no documents)."""
+        segments = [self._answer(number) for number in range(len(self.connections))]
+        return [segment for segment in segments if segment is not None]
+
+    def _answer(self, number: int):
+        """Helper `number`'s segment; its failure as a RuntimeError."""
+        process = self.processes[number]
+        try:
+            status, value = self.connections[number].recv()
+        except (EOFError, OSError):
+            raise RuntimeError(f"index writer process {process.pid} died") from None
+        if status != "done":
+            raise RuntimeError(f"index writer process {process.pid} failed:\n{value}")
+        return value
+
+    def stop(self) -> None:
+        """End every helper (they have finished unless the build failed)."""
+        for connection in self.connections:
+            connection.close()
+        for process in self.processes:
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _helper(directory: str, connection, options: dict) -> None:
+    """A helper's life: add every batch it receives to one segment, then send the segment back."""
+    try:
+        ix = FileStorage(directory, supports_mmap=False).open_index()
+        writer = SegmentBuilder(ix, TermPool(), _lk=False, **options)
+        while (batch := connection.recv()) is not None:
+            for document in batch:
+                writer.add_document(**document)
+        connection.send(("done", writer.finish_segment()))
+    except EOFError:  # the parent stopped the build
+        return
+    except BaseException:  # noqa: BLE001 - reported to the parent, which fails the build
+        with contextlib.suppress(OSError):
+            connection.send(("failed", traceback.format_exc()))
