@@ -118,3 +118,15 @@ def test_a_failure_while_feeding_stops_the_helpers(tmp_path):
         store.build_index(tmp_path / "instance", failing(), 1, procs=2)
     assert not list((tmp_path / "instance").glob("index.*"))
     assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "the a an", "The N+1 query in docker-compose.yml, and the CI/CD of c++ and C#", "a b-c d/e/f the g_h i"],
+)
+def test_term_positions_are_those_of_the_token_stream(text):
+    analyzer = make_schema()["body"].analyzer
+    expected: dict[str, list[int]] = {}
+    for token in analyzer(text, positions=True, mode="index"):
+        expected.setdefault(token.text, []).append(token.pos)
+    assert analyzer.term_positions(text) == expected

@@ -18,7 +18,7 @@ from array import array
 
 from whoosh.filedb.filestore import FileStorage
 
-from .internals import SegmentBuilder
+from .internals import SegmentBuilder, add_postings
 
 #: Documents sent to a helper at a time (round robin, so the split is the same every build).
 BATCH = 100
@@ -34,19 +34,27 @@ class TermPool:
     def add(self, item) -> None:
         """Add one posting (field name, term bytes, document number, weight, value bytes)."""
         fieldname, text, docnum, weight, value = item
+        self.add_field(fieldname, docnum, [(text, 1, weight, value)], 1.0)
+
+    def add_field(self, fieldname: str, docnum: int, postings, boost: float) -> int:
+        """Add one document's (term bytes, frequency, weight, value bytes) in a field; the sum of frequencies."""
         terms = self.fields.get(fieldname)
         if terms is None:
             terms = self.fields[fieldname] = {}
             self.fieldnames.add(fieldname)
-        postings = terms.get(text)
-        if postings is None:
-            postings = terms[text] = (array("I"), array("d"), bytearray(), array("I"))
-        docs, weights, values, ends = postings
-        docs.append(docnum)
-        weights.append(weight)
-        if value:
-            values += value
-        ends.append(len(values))
+        length = 0
+        for text, frequency, weight, value in postings:
+            length += frequency
+            held = terms.get(text)
+            if held is None:
+                held = terms[text] = (array("I"), array("d"), bytearray(), array("I"))
+            docs, weights, values, ends = held
+            docs.append(docnum)
+            weights.append(weight * boost)
+            if value:
+                values += value
+            ends.append(len(values))
+        return length
 
     def write(self, schema, fieldwriter, lengths) -> None:
         """Write every posting, fields and terms in order, freeing each term's arrays as it goes."""
@@ -56,11 +64,8 @@ class TermPool:
             fieldwriter.start_field(fieldname, schema[fieldname])
             for text in sorted(terms):
                 docs, weights, values, ends = terms.pop(text)
-                values, start = bytes(values), 0
                 fieldwriter.start_term(text)
-                for docnum, weight, end in zip(docs, weights, ends, strict=True):
-                    fieldwriter.add(docnum, weight, values[start:end], field_lengths[docnum])
-                    start = end
+                add_postings(fieldwriter, docs, weights, _split(values, ends), [field_lengths[d] for d in docs])
                 fieldwriter.finish_term()
             fieldwriter.finish_field()
 
@@ -70,6 +75,17 @@ class TermPool:
     def cleanup(self) -> None:
         """Forget every posting."""
         self.fields = {}
+
+
+def _split(values: bytearray, ends) -> list[bytes]:
+    """The encoded values held end to end, one per posting (empty ones when the field encodes none)."""
+    if not values:
+        return [b""] * len(ends)
+    data, start, split = bytes(values), 0, []
+    for end in ends:
+        split.append(data[start:end])
+        start = end
+    return split
 
 
 def _field_lengths(lengths, fieldname: str):
