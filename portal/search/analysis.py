@@ -239,6 +239,10 @@ def is_hub(entry) -> bool:
     return links >= HUB_MIN_LINKS and (entry.word_count or 0) <= HUB_WORDS_PER_LINK * links
 
 
+#: The `Entry` columns `document_for` and `is_hub` read (besides its tags): an index build loads no others.
+INDEXED_COLUMNS = ("slug", "title", "summary", "headings", "text", "kind", "sort_date", "link_keys", "word_count")
+
+
 def document_for(entry) -> dict:
     """The indexed fields of one `Entry` row."""
     tag_slugs = [tag.slug for tag in entry.tags]
