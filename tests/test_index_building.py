@@ -9,7 +9,7 @@ import random
 import pytest
 from whoosh import index
 
-from portal.search import store
+from portal.search import building, store
 from portal.search.analysis import make_schema, thin_spelling
 
 WORDS = ["cache", "redis", "select_related", "docker-compose", "N+1", "CI/CD", "the", "worker", "queue", "zeppelin"]
@@ -130,3 +130,18 @@ def test_term_positions_are_those_of_the_token_stream(text):
     for token in analyzer(text, positions=True, mode="index"):
         expected.setdefault(token.text, []).append(token.pos)
     assert analyzer.term_positions(text) == expected
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_a_writer_starts_a_new_segment_past_its_postings_limit(tmp_path, monkeypatch, procs):
+    monkeypatch.setattr(building, "SEGMENT_POSTINGS", 2_000)  # a few batches of these documents
+    docs = documents(450)
+    (tmp_path / "whoosh").mkdir()
+    whoosh_build(tmp_path / "whoosh", docs)
+    expected, got = (
+        contents(tmp_path / "whoosh"),
+        contents(store.build_index(tmp_path / "instance", docs, 1, procs=procs)),
+    )
+    assert got.pop("segments") > procs
+    expected.pop("segments")
+    assert got == expected
