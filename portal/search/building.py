@@ -140,14 +140,16 @@ class _Series:
     def __init__(self, ix, options: dict):
         self.ix, self.options = ix, options
         self.writer: SegmentBuilder | None = None
+        self.pool: TermPool | None = None  # the current writer's
         self.segments: list = []
 
     def add(self, document: dict) -> None:
         """Add one document to the current segment, starting one if needed."""
         if self.writer is None:
-            self.writer = SegmentBuilder(self.ix, TermPool(), _lk=False, **self.options)
+            self.pool = TermPool()
+            self.writer = SegmentBuilder(self.ix, self.pool, _lk=False, **self.options)
         self.writer.add_document(**document)
-        if self.writer.pool.postings >= SEGMENT_POSTINGS:
+        if self.pool.postings >= SEGMENT_POSTINGS:
             self._close()
 
     def finish(self) -> list:
@@ -157,8 +159,9 @@ class _Series:
         return self.segments
 
     def _close(self) -> None:
+        """Write the current segment and forget its postings."""
         self.segments.append(self.writer.finish_segment())
-        self.writer = None
+        self.writer = self.pool = None
 
 
 class _Helpers:
