@@ -18,7 +18,7 @@ not in gunicorn's master process:
   socket, which ends the master's listening session, and a lock held at the fork stays held in
   the child forever.
 - The master must stay responsive to signals and worker heartbeats; an index rebuild there
-  would compete with it for the GIL, and Whoosh's writer processes cannot fork safely from a
+  would compete with it for the GIL, and the index build's writer processes cannot fork safely from a
   process with threads.
 - A worker opens its connection after the fork. The elected worker holds an `flock` on
   `<instance>/index-listener.lock`, which the kernel releases however that worker ends (crash,

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import load_only
 
 from .generation import current_generation
 from .models import Entry, ImportRun, IndexChange, db
@@ -122,7 +123,7 @@ def _update(instance_path, generation: int, slugs: set[str]) -> int:
     ordered = sorted(slugs)
     for start in range(0, len(ordered), BATCH):
         chunk = ordered[start : start + BATCH]
-        entries = db.session.scalars(select(Entry).where(Entry.slug.in_(chunk)).order_by(Entry.id))
+        entries = db.session.scalars(_indexed(select(Entry).where(Entry.slug.in_(chunk)).order_by(Entry.id)))
         documents.extend(analysis.document_for(entry) for entry in entries)
     store.update_index(instance_path, generation, ordered, documents)
     store.merge_segments(instance_path)  # after the swap: the update is searchable meanwhile
@@ -132,12 +133,18 @@ def _update(instance_path, generation: int, slugs: set[str]) -> int:
 def _build(instance_path, generation: int) -> tuple[int, int]:
     """Write a whole new index from every entry; (documents written, writer processes)."""
     count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
-    entries = db.session.scalars(select(Entry).order_by(Entry.id).execution_options(yield_per=500))
+    entries = db.session.scalars(_indexed(select(Entry).order_by(Entry.id)).execution_options(yield_per=500))
     with helpers_die_with_me():
         procs = process_count(count, forks=True)
         documents = analysis.thin_spelling((analysis.document_for(e) for e in entries), count)
         store.build_index(instance_path, documents, generation, procs=procs)
     return count, procs
+
+
+def _indexed(statement):
+    """`statement` loading only the columns an entry's document is made of (`analysis.INDEXED_COLUMNS`), not its HTML."""
+    columns = (getattr(Entry, name) for name in analysis.INDEXED_COLUMNS)
+    return statement.options(load_only(*columns, raiseload=True))
 
 
 @contextlib.contextmanager

@@ -58,7 +58,7 @@ class Budget:
 def process_count(jobs: int, *, forks: bool = False) -> int:
     """How many processes to use for `jobs` items of work: one per usable core, or 1.
 
-    `forks`: the helpers will be forked (Whoosh's writers are), which is unsafe while other
+    `forks`: the helpers will be forked (a full index build's writers are, search/building.py), which is unsafe while other
     threads run (e.g. a background index rebuild in a gunicorn worker): then use one process.
     """
     if jobs < MIN_PARALLEL or (forks and threading.active_count() > 1):
@@ -420,7 +420,7 @@ def _after_fork(binding: _Binding) -> None:
 
 @contextlib.contextmanager
 def helpers_die_with_me():
-    """Any `multiprocessing` process forked inside the block (e.g. Whoosh's index writers) dies with us."""
+    """Any `multiprocessing` process forked inside the block (e.g. the index build's writers) dies with us."""
     binding = _Binding()
     # The registry holds the binding weakly: once it is gone, later forks are unaffected.
     multiprocessing.util.register_after_fork(binding, _after_fork)

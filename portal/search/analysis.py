@@ -137,6 +137,25 @@ class TextAnalyzer(CompositeAnalyzer):
                     token.startchar, token.endchar = match.start() + start, match.start() + end
                 yield token
 
+    def term_positions(self, value: str) -> dict[str, list[int]]:
+        """Each term indexed for `value` with its positions, as `_tokens` numbers them (no tokens made: index builds)."""
+        found: dict[str, list[int]] = {}
+        kept, shift = None, 0
+        for number, raw in enumerate(WORD_RE.findall(value)):
+            stopped, terms = self._words.get((raw, "index")) or self._known(raw, "index")
+            if stopped:
+                continue
+            kept = number if kept is None else kept + 1
+            base = kept + shift
+            shift += terms[-1][0]
+            for offset, text, _start, _end in terms:
+                positions = found.get(text)
+                if positions is None:
+                    found[text] = [base + offset]
+                else:
+                    positions.append(base + offset)
+        return found
+
     def word_terms(self, raw: str) -> tuple[str, ...]:
         """The terms indexed for one word as it appears in text (none for a stop word)."""
         stopped, terms = self._known(raw, "index")
@@ -218,6 +237,10 @@ def is_hub(entry) -> bool:
     """True for a page that mostly lists other notes: it has most words of any query, and answers none."""
     links = len(entry.link_keys or ())
     return links >= HUB_MIN_LINKS and (entry.word_count or 0) <= HUB_WORDS_PER_LINK * links
+
+
+#: The `Entry` columns `document_for` and `is_hub` read (besides its tags): an index build loads no others.
+INDEXED_COLUMNS = ("slug", "title", "summary", "headings", "text", "kind", "sort_date", "link_keys", "word_count")
 
 
 def document_for(entry) -> dict:

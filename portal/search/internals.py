@@ -8,7 +8,11 @@ there is one.
 
 from __future__ import annotations
 
-from whoosh import query
+import functools
+from array import array
+
+from whoosh import formats, query
+from whoosh.writing import SegmentWriter
 
 #: The class of Whoosh's `NullQuery` singleton (`query.qcore._NullQuery`).
 NullQueryType = type(query.NullQuery)
@@ -60,3 +64,129 @@ class FilteredPrefix(query.Prefix):
 
     def _btexts(self, ixreader):
         return (word for word in super()._btexts(ixreader) if self.keep(word.decode(), ixreader))
+
+
+class SegmentBuilder(SegmentWriter):
+    """A Whoosh segment writer whose postings go to `pool` (a `building.TermPool`) and are written term by term.
+
+    Whoosh's own pool holds one tuple per posting, spills them to pickled runs past `limitmb`
+    and merges the runs back in a heap; its `add_postings` then reads each posting's field
+    length back from the column file just written. Here `pool.write(fieldwriter, lengths)`
+    writes the same postings from memory, and the lengths are read once per field.
+    """
+
+    def __init__(self, ix, pool, **kwargs):
+        super().__init__(ix, **kwargs)
+        self.pool = pool
+        # Fields Whoosh writes more than postings and lengths for take Whoosh's own `add_document`.
+        self._plain = not any(field.vector or field.separate_spelling() for _, field in self.schema.items())
+
+    def add_document(self, **fields):
+        """Whoosh's `add_document`, with each field's postings handed to the pool at once (`TermPool.add_field`)."""
+        if not self._plain:
+            return super().add_document(**fields)
+        self._check_state()
+        perdocwriter, schema, docnum = self.perdocwriter, self.schema, self.docnum
+        docboost = self._doc_boost(fields)
+        fieldnames = sorted(name for name in fields if not name.startswith("_"))
+        self._check_fields(schema, fieldnames)
+        perdocwriter.start_doc(docnum)
+        try:
+            for fieldname in fieldnames:
+                value = fields.get(fieldname)
+                if value is None:
+                    continue
+                field = schema[fieldname]
+                length = 0
+                if field.indexed:
+                    boost = self._field_boost(fields, fieldname, docboost)
+                    length = self.pool.add_field(fieldname, docnum, field_postings(field, value), boost)
+                    length = length if field.scorable else 0
+                stored = fields.get(f"_stored_{fieldname}", value)
+                perdocwriter.add_field(fieldname, field, stored if field.stored else None, length)
+                if field.column_type and stored is not None:
+                    perdocwriter.add_column_value(fieldname, field.column_type, field.to_column_value(stored))
+        except Exception:
+            perdocwriter.cancel_doc()
+            raise
+        perdocwriter.finish_doc()
+        self._added = True
+        self.docnum += 1
+
+    def _flush_segment(self):
+        self.perdocwriter.close()
+        lengths = self.per_document_reader() if self.codec.length_stats else None
+        try:
+            self.pool.write(self.schema, self.fieldwriter, lengths)
+        finally:
+            if lengths is not None:
+                lengths.close()
+        self.fieldwriter.close()
+
+    def finish_segment(self):
+        """Write this writer's segment and return it (None if it holds no document), for `publish` elsewhere."""
+        if not self._added:
+            self._close_segment()
+            return None
+        return self._finalize_segment()
+
+    def publish(self, segments) -> None:
+        """Write the index's table of contents naming `segments`, and release the index."""
+        if self._added:
+            segments = [*segments, self._finalize_segment()]
+        else:
+            self._close_segment()
+        self._commit_toc(segments)
+        self._finish()
+
+
+def field_postings(field, value):
+    """(term bytes, frequency, weight, value bytes) of each term of `value` in `field`, as `field.index` gives them.
+
+    A positions field whose analyzer offers `term_positions` (search.analysis.TextAnalyzer) is
+    read without Whoosh's token stream: the same terms, positions and encoded values.
+    """
+    fmt, analyzer = field.format, field.analyzer
+    if type(fmt) is not formats.Positions or not hasattr(analyzer, "term_positions") or not isinstance(value, str):
+        return field.index(value)
+    boost, encode = fmt.field_boost, fmt.encode
+    return [
+        (
+            term.encode("utf-8"),
+            len(positions),
+            len(positions) * boost,
+            _single_position(positions[0]) if len(positions) == 1 else encode(positions),
+        )
+        for term, positions in analyzer.term_positions(value).items()
+    ]
+
+
+@functools.lru_cache(maxsize=4096)
+def _single_position(position: int) -> bytes:
+    """Whoosh's encoding of a term seen once, at `position` (most terms of a document): made once per position."""
+    return formats.Positions().encode([position])
+
+
+def add_postings(fieldwriter, docs, weights, values, lengths) -> None:
+    """Add a term's postings to the W3 `fieldwriter` a block at a time: what its `add` does one posting at a time.
+
+    `docs`, `weights` and `lengths` are sequences, `values` the encoded values (empty ones left out of blocks).
+    """
+    writer = fieldwriter._postwriter
+    if not all(hasattr(writer, name) for name in ("_blocklimit", "_ids", "_write_block", "_maxlength")):
+        for docnum, weight, value, length in zip(docs, weights, values, lengths, strict=True):
+            fieldwriter.add(docnum, weight, value, length)
+        return
+    limit = writer._blocklimit
+    for start in range(0, len(docs), limit):
+        if writer._ids:
+            writer._write_block()
+        end = start + limit
+        block_weights = weights[start:end]
+        block_lengths = [length for length in lengths[start:end] if length]
+        writer._ids = array("I", docs[start:end])
+        writer._weights = array("f", block_weights)
+        writer._values = [value for value in values[start:end] if value]
+        writer._maxweight = max(0, max(block_weights))
+        writer._minlength = min(block_lengths) if block_lengths else None
+        writer._maxlength = max(block_lengths) if block_lengths else 0

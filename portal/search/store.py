@@ -30,6 +30,7 @@ from whoosh.writing import MERGE_SMALL
 from ..generation import GENERATION_FILE, read_generation, write_generation
 from . import analysis
 from .analysis import make_schema
+from .building import write_index
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +66,9 @@ def build_index(instance_path, documents, generation: int, *, procs: int = 1) ->
     building = instance / (name + ".building")
     building.mkdir()
     ix = index.create_in(str(building), make_schema())
-    # Each parallel writer holds its postings in memory up to `limitmb`; spilling them to disk and
-    # merging back made a 10,000-entry build 40% slower at 128 MB than at 512 MB (bench/http.py).
-    writer = ix.writer(limitmb=128 if procs == 1 else 512, procs=procs, multisegment=procs > 1, **writer_options())
-    count = 0
     try:
-        for document in documents:
-            writer.add_document(**document)
-            count += 1
-        writer.commit(optimize=procs > 1)
+        count = write_index(ix, documents, procs, writer_options())
     except BaseException:
-        writer.cancel()
         ix.close()
         shutil.rmtree(building, ignore_errors=True)
         raise

@@ -1,0 +1,147 @@
+"""A full index build (search/building.py) writes what Whoosh's own writer writes, in one process or several."""
+
+from __future__ import annotations
+
+import datetime as dt
+import multiprocessing
+import random
+
+import pytest
+from whoosh import index
+
+from portal.search import building, store
+from portal.search.analysis import make_schema, thin_spelling
+
+WORDS = ["cache", "redis", "select_related", "docker-compose", "N+1", "CI/CD", "the", "worker", "queue", "zeppelin"]
+
+
+def documents(count: int) -> list[dict]:
+    """Varied documents: repeated words (positions), compounds, stop words, tags, dates, hubs."""
+    rng = random.Random(20)
+    made = []
+    for i in range(count):
+        body = " ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 60)))
+        made.append(
+            {
+                "slug": f"doc-{i}",
+                "title": f"Note {i} {rng.choice(WORDS)}",
+                "summary": " ".join(rng.sample(WORDS, 3)),
+                "headings": "Setup\nUsage" if i % 3 else "",
+                "body": body,
+                "tags": ",".join(sorted(rng.sample(["python", "c-plus-plus", "docker"], rng.randint(0, 2)))),
+                "kind": rng.choice(["concept", "technology"]),
+                "date": dt.datetime(2024, 1, 1) + dt.timedelta(days=i),
+                "title_sort": f"note {i}",
+                "spell": " ".join(dict.fromkeys(w.lower() for w in body.split() if w.isalpha())),
+                "hub": i % 7 == 0,
+            }
+        )
+    return list(thin_spelling(made, count))
+
+
+def whoosh_build(directory, docs) -> None:
+    """The same documents through Whoosh's own writer, as the index was built before."""
+    ix = index.create_in(str(directory), make_schema())
+    with ix.writer(**store.writer_options()) as writer:
+        for document in docs:
+            writer.add_document(**document)
+    ix.close()
+
+
+def contents(directory) -> dict:
+    """Everything a search can read of an index, by slug rather than document number."""
+    ix = store.open_index(directory)
+    with ix.reader() as reader:
+        slugs = {docnum: fields["slug"] for docnum, fields in reader.iter_docs()}
+        terms = {}
+        for fieldname, text in reader.all_terms():
+            matcher = reader.postings(fieldname, text)
+            postings = set()
+            while matcher.is_active():
+                postings.add((slugs[matcher.id()], matcher.weight(), matcher.value()))
+                matcher.next()
+            terms[fieldname, text] = (
+                reader.doc_frequency(fieldname, text),
+                reader.frequency(fieldname, text),
+                postings,
+            )
+        lengths = {
+            (name, slugs[docnum]): reader.doc_field_length(docnum, name)
+            for name in ix.schema.scorable_names()
+            for docnum in slugs
+        }
+        columns = {(name, slugs[n]): reader.column_reader(name)[n] for name in ("date", "title_sort") for n in slugs}
+        stored = {slugs[n]: fields for n, fields in reader.iter_docs()}
+        segments = len(reader.leaf_readers())
+    ix.close()
+    return {"terms": terms, "lengths": lengths, "columns": columns, "stored": stored, "segments": segments}
+
+
+@pytest.mark.parametrize("procs", [1, 2, 3])
+def test_a_build_holds_what_whoosh_writes(tmp_path, procs):
+    docs = documents(450)
+    (tmp_path / "whoosh").mkdir()
+    whoosh_build(tmp_path / "whoosh", docs)
+    ours = store.build_index(tmp_path / "instance", docs, 1, procs=procs)
+    expected, got = contents(tmp_path / "whoosh"), contents(ours)
+    assert got.pop("segments") == procs  # one segment per writer process
+    expected.pop("segments")
+    assert got == expected
+
+
+def test_few_documents_for_many_helpers(tmp_path):
+    # A helper that is sent nothing writes no segment.
+    ours = store.build_index(tmp_path / "instance", documents(3), 1, procs=3)
+    assert contents(ours)["segments"] == 1
+    assert store.check_index(tmp_path / "instance") == (1, 3)
+
+
+@pytest.mark.parametrize("bad", [20, 150, 250])
+def test_a_helper_that_fails_fails_the_build_and_leaves_the_live_index(tmp_path, bad):
+    instance = tmp_path / "instance"
+    store.build_index(instance, documents(10), 1)
+    broken = documents(1000)
+    broken[bad]["date"] = "not a date"  # the first helper's first batch, the second's first, the first's second
+    with pytest.raises(RuntimeError, match="index writer process .* failed"):
+        store.build_index(instance, broken, 2, procs=2)
+    assert store.check_index(instance) == (1, 10)
+    assert not list(instance.glob("index.*.building"))
+    assert not multiprocessing.active_children()
+
+
+def test_a_failure_while_feeding_stops_the_helpers(tmp_path):
+    def failing():
+        yield from documents(250)
+        raise OSError("the database went away")
+
+    with pytest.raises(OSError, match="went away"):
+        store.build_index(tmp_path / "instance", failing(), 1, procs=2)
+    assert not list((tmp_path / "instance").glob("index.*"))
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "the a an", "The N+1 query in docker-compose.yml, and the CI/CD of c++ and C#", "a b-c d/e/f the g_h i"],
+)
+def test_term_positions_are_those_of_the_token_stream(text):
+    analyzer = make_schema()["body"].analyzer
+    expected: dict[str, list[int]] = {}
+    for token in analyzer(text, positions=True, mode="index"):
+        expected.setdefault(token.text, []).append(token.pos)
+    assert analyzer.term_positions(text) == expected
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_a_writer_starts_a_new_segment_past_its_postings_limit(tmp_path, monkeypatch, procs):
+    monkeypatch.setattr(building, "SEGMENT_POSTINGS", 2_000)  # a few batches of these documents
+    docs = documents(450)
+    (tmp_path / "whoosh").mkdir()
+    whoosh_build(tmp_path / "whoosh", docs)
+    expected, got = (
+        contents(tmp_path / "whoosh"),
+        contents(store.build_index(tmp_path / "instance", docs, 1, procs=procs)),
+    )
+    assert got.pop("segments") > procs
+    expected.pop("segments")
+    assert got == expected
