@@ -163,7 +163,7 @@ def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> Impor
             intro = _render_intro(root, plan, report, sandbox, files, follow_external=follow)
     with report.timed("write"):
         try:
-            write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
+            write_changes(rows, existing, plan.gone, tags, report, started_at, intro, scan.stamps)
         except (OperationalError, InternalError) as error:  # read-only, full, gone: rolled back, nothing written
             log.debug("the import's write failed", exc_info=True)
             raise ImportFailed(f"cannot write to the database: {str(error.orig).strip().splitlines()[0]}") from None

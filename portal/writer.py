@@ -11,13 +11,34 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, delete, func, insert, select
 
-from .attachment_store import write_attachments
-from .models import GENERATION_CHANNEL, Entry, ImportRun, IndexChange, Link, SiteText, Tag, db, entry_tags, utcnow
+from .attachment_store import CHUNK, write_attachments
+from .models import (
+    GENERATION_CHANNEL,
+    Entry,
+    FileStamp,
+    ImportRun,
+    IndexChange,
+    Link,
+    SiteText,
+    Tag,
+    db,
+    entry_tags,
+    utcnow,
+)
 from .report import ImportReport
 from .vocabulary import TagResolver
+
+
+class Stamp(NamedTuple):
+    """What a `stat` said of a file when it was read (see `FileStamp`)."""
+
+    signature: str
+    salt: str
+    content_hash: str
 
 
 @dataclass
@@ -29,21 +50,41 @@ class Existing:
     content_hash: str
     link_keys: list
     created: dt.date
+    stamp: Stamp | None = None
 
 
 def existing_entries() -> dict[str, Existing]:
-    """path -> what the database holds, in one light query."""
+    """path -> what the database holds, with the file's stamp, in one light query."""
     result = db.session.execute(
-        select(Entry.path, Entry.id, Entry.slug, Entry.content_hash, Entry.link_keys, Entry.created_at)
+        select(
+            Entry.path,
+            Entry.id,
+            Entry.slug,
+            Entry.content_hash,
+            Entry.link_keys,
+            Entry.created_at,
+            FileStamp.signature,
+            FileStamp.salt,
+            FileStamp.content_hash.label("stamp_hash"),
+        ).outerjoin(FileStamp, FileStamp.entry_id == Entry.id)
     )
     return {
-        row.path: Existing(row.id, row.slug, row.content_hash, row.link_keys or [], row.created_at.date())
+        row.path: Existing(
+            row.id,
+            row.slug,
+            row.content_hash,
+            row.link_keys or [],
+            row.created_at.date(),
+            None if row.signature is None else Stamp(row.signature, row.salt, row.stamp_hash),
+        )
         for row in result
     }
 
 
-def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport, started_at, intro) -> None:
-    """Apply every change in one write transaction (BEGIN IMMEDIATE on SQLite)."""
+def write_changes(
+    rows, existing, gone, tags: TagResolver, report: ImportReport, started_at, intro, stamps=None
+) -> None:
+    """Apply every change in one write transaction (BEGIN IMMEDIATE on SQLite); `stamps`: of the files read."""
     session = db.session
     session.rollback()
     session.connection(execution_options={"nexus_write": True})
@@ -65,6 +106,7 @@ def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport,
         _insert_many(session, entry_tags, tag_rows)
         _insert_many(session, Link.__table__, link_rows)
         write_attachments(session, rows, ids, bool(gone))
+        _write_stamps(session, stamps or {}, ids, existing, set(gone))
         _refresh_tag_names(session, tags)
         session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
         report.site_text_changed = _store_site_text(session, "intro", intro)
@@ -88,6 +130,19 @@ def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport,
     except BaseException:
         session.rollback()
         raise
+
+
+def _write_stamps(session, stamps: dict, ids: dict[str, int], existing, gone: set[str]) -> None:
+    """Replace the stamps of the files this import read (None: the file gets none); deleted entries lose theirs."""
+    owners = {
+        path: ids[path] if path in ids else existing[path].id for path in stamps if path in ids or path in existing
+    }
+    owners = {path: entry_id for path, entry_id in owners.items() if path not in gone}
+    entry_ids = list(owners.values())
+    for start in range(0, len(entry_ids), CHUNK):
+        session.execute(delete(FileStamp).where(FileStamp.entry_id.in_(entry_ids[start : start + CHUNK])))
+    kept = [{"entry_id": owners[path], **stamps[path]._asdict()} for path in owners if stamps[path] is not None]
+    _insert_many(session, FileStamp.__table__, kept)
 
 
 def _log_index_changes(session, run: ImportRun, changed: list[str], deleted: list[str]) -> None:
