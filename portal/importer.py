@@ -35,7 +35,7 @@ from .sandbox import Budget, Sandbox, process_count
 from .scanning import Scan, Scanner, scan_folder, scan_paths
 from .search import store
 from .vocabulary import TAG_SLUG_RULES, TagResolver, load_vocabulary
-from .writer import Existing, existing_entries, write_changes
+from .writer import Existing, existing_entries, stored_link_keys, write_changes
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,8 @@ def plan_changes(
         parsed.pop(path)
     slugs = _assign_slugs(existing, parsed, gone, report)
     resolver = link_resolver(slugs)
-    _relink(root, existing, gone, parsed, resolver, folder_tags, report, sandbox, follow_external)
+    if slugs != {path: old.slug for path, old in existing.items()}:  # else every link resolves as it did
+        _relink(root, existing, gone, parsed, resolver, folder_tags, report, sandbox, follow_external)
     for path, entry in parsed.items():
         _apply_git_dates(entry, scan.git.get(path))
     return Plan(parsed=parsed, gone=gone, slugs=slugs, resolver=resolver)
@@ -211,10 +212,9 @@ def _relink(
 ) -> None:
     """Unchanged entries whose links now resolve differently are parsed again, to be rendered again."""
     old_resolver = link_resolver({path: old.slug for path, old in existing.items()})
+    link_keys = stored_link_keys()
     relink = [
-        p
-        for p in report.unchanged
-        if p not in gone and any(resolver(k) != old_resolver(k) for k in existing[p].link_keys)
+        p for p in report.unchanged if p not in gone and any(resolver(k) != old_resolver(k) for k in link_keys[p])
     ]
     files = []
     for path in relink:

@@ -48,37 +48,36 @@ class Existing:
     id: int
     slug: str
     content_hash: str
-    link_keys: list
-    created: dt.date
     stamp: Stamp | None = None
 
 
 def existing_entries() -> dict[str, Existing]:
-    """path -> what the database holds, with the file's stamp, in one light query."""
-    result = db.session.execute(
+    """path -> what the database holds, with the file's stamp, in one light query.
+
+    Light because an unchanged import reads it whole: Core rows (no ORM), and no column that
+    needs decoding. What only a change needs is read when it happens (`stored_link_keys`, the
+    creation dates in `_write_entries`).
+    """
+    result = db.session.connection().execute(
         select(
             Entry.path,
             Entry.id,
             Entry.slug,
             Entry.content_hash,
-            Entry.link_keys,
-            Entry.created_at,
             FileStamp.signature,
             FileStamp.salt,
-            FileStamp.content_hash.label("stamp_hash"),
+            FileStamp.content_hash,
         ).outerjoin(FileStamp, FileStamp.entry_id == Entry.id)
     )
     return {
-        row.path: Existing(
-            row.id,
-            row.slug,
-            row.content_hash,
-            row.link_keys or [],
-            row.created_at.date(),
-            None if row.signature is None else Stamp(row.signature, row.salt, row.stamp_hash),
-        )
-        for row in result
+        path: Existing(entry_id, slug, digest, None if signature is None else Stamp(signature, salt, stamped))
+        for path, entry_id, slug, digest, signature, salt, stamped in result
     }
+
+
+def stored_link_keys() -> dict[str, list]:
+    """path -> the link keys each entry asked about when it was rendered."""
+    return {path: keys or [] for path, keys in db.session.execute(select(Entry.path, Entry.link_keys))}
 
 
 def write_changes(
@@ -165,10 +164,11 @@ def _write_entries(session, rows, existing, now, report: ImportReport) -> dict[s
     table = Entry.__table__
     ids: dict[str, int] = {}
     updates, inserts = [], []
+    created = _creation_dates(session, [existing[r["path"]].id for r in rows if r["path"] in existing])
     for row in rows:
         old = existing.get(row["path"])
         values = {k: v for k, v in row.items() if not k.startswith("_")}
-        values["sort_date"] = row["updated"] or row["date"] or (old.created if old else now.date())
+        values["sort_date"] = row["updated"] or row["date"] or (created[old.id] if old else now.date())
         values["modified_at"] = now
         if old is None:
             inserts.append({**values, "created_at": now})
@@ -190,6 +190,17 @@ def _write_entries(session, rows, existing, now, report: ImportReport) -> dict[s
         ids.update((path, entry_id) for entry_id, path in inserted)
         report.added.extend(i["path"] for i in inserts)
     return ids
+
+
+def _creation_dates(session, entry_ids: list[int]) -> dict[int, dt.date]:
+    """entry id -> the day it was first imported (an undated entry is sorted by it)."""
+    found: dict[int, dt.date] = {}
+    for start in range(0, len(entry_ids), CHUNK):
+        chunk = entry_ids[start : start + CHUNK]
+        found.update(
+            (i, at.date()) for i, at in session.execute(select(Entry.id, Entry.created_at).where(Entry.id.in_(chunk)))
+        )
+    return found
 
 
 def _insert_many(session, table, rows: list[dict]) -> None:
