@@ -369,6 +369,8 @@ def _render_intro(root: Path, plan: Plan, report: ImportReport, sandbox, files=N
 
 def warn_about_tag_typos(changed: dict[str, ParsedEntry], tags: TagResolver, report: ImportReport) -> None:
     """Warn about a tag used once that looks like a typo of a more common tag."""
+    if not changed:
+        return
     counts = dict(
         db.session.execute(
             select(Tag.slug, func.count(entry_tags.c.entry_id)).join(entry_tags).group_by(Tag.slug)

@@ -107,7 +107,8 @@ def write_changes(
         write_attachments(session, rows, ids, bool(gone))
         _write_stamps(session, stamps or {}, ids, existing, set(gone))
         _refresh_tag_names(session, tags)
-        session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
+        if rows or gone:  # only they drop tags from entries
+            session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
         report.site_text_changed = _store_site_text(session, "intro", intro)
         if report.changed:
             run = ImportRun(
