@@ -46,12 +46,11 @@ class ImportFailed(Exception):
 
 @dataclass
 class Plan:
-    """What the import will write: parsed entries, entries to delete, every slug, and how links resolve."""
+    """What the import will write: parsed entries, entries to delete, and every slug (which is how links resolve)."""
 
     parsed: dict[str, ParsedEntry]
     gone: list[str]
     slugs: dict[str, str]
-    resolver: Callable[[str], str | None]
 
 
 def import_content(
@@ -199,18 +198,18 @@ def plan_changes(
     for path in drafts:
         parsed.pop(path)
     slugs = _assign_slugs(existing, parsed, gone, report)
-    resolver = link_resolver(slugs)
     if slugs != {path: old.slug for path, old in existing.items()}:  # else every link resolves as it did
-        _relink(root, existing, gone, parsed, resolver, folder_tags, report, sandbox, follow_external)
+        _relink(root, existing, gone, parsed, slugs, folder_tags, report, sandbox, follow_external)
     for path, entry in parsed.items():
         _apply_git_dates(entry, scan.git.get(path))
-    return Plan(parsed=parsed, gone=gone, slugs=slugs, resolver=resolver)
+    return Plan(parsed=parsed, gone=gone, slugs=slugs)
 
 
 def _relink(
-    root: Path, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport, sandbox, follow_external
+    root: Path, existing, gone, parsed, slugs, folder_tags: bool, report: ImportReport, sandbox, follow_external
 ) -> None:
     """Unchanged entries whose links now resolve differently are parsed again, to be rendered again."""
+    resolver = link_resolver(slugs)
     old_resolver = link_resolver({path: old.slug for path, old in existing.items()})
     link_keys = stored_link_keys()
     relink = [

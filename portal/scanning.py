@@ -103,15 +103,16 @@ class Scanner:
     def _stamp_holds(self, relative: str, git_salt: str) -> bool:
         """Whether the file is, by its `stat`, what the last import read, with the same salt and linked files."""
         old = self.existing.get(relative)
-        if old is None or old.stamp is None:
+        if old is None or old.stamp is None or old.stamp.content_hash != old.content_hash:
             return False
         try:
-            info = os.lstat(os.path.join(self.root, relative))
+            info = os.lstat(f"{self.root}/{relative}")
         except OSError:
             return False  # reading it reports why
         return (
             stat.S_ISREG(info.st_mode)  # a symlink's target can change under the same link
-            and old.stamp == Stamp(_signature(info), self._salt_of(git_salt), old.content_hash)
+            and old.stamp.signature == _signature(info)
+            and old.stamp.salt == self._salt_of(git_salt)
             and self._same_files(relative)
         )
 
