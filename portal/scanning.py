@@ -7,7 +7,7 @@ unchanged are only noted as present. A full scan looks at every Markdown file; a
 (for a watcher, which knows what changed) reads only the paths it is given.
 
 A full scan does not read a file whose `stat` says it is as its last import read it (see
-`FileStamp`): same size, mtime, ctime and inode, and the same salt. The ctime is what makes that
+`FileStamp`): same size, mtime, ctime, device and inode, and the same salt. The ctime is what makes that
 safe: no program can set it, and any write, `touch` or `utime` moves it to the current time, even
 one that puts the mtime back. What a stamp cannot tell apart is a change within the same clock tick
 as the read, so, as git does with "racily clean" files, a file changed in the `RACY_SECONDS` before
@@ -58,7 +58,10 @@ class Scanner:
     scan: Scan = field(default_factory=Scan)
     linked: dict = field(default_factory=dict)
     started_ns: int = field(default_factory=time.time_ns)
-    _salt_text: str | None = None
+    salt_key: str = field(init=False)  # the salt as one string, for stamps
+
+    def __post_init__(self) -> None:
+        self.salt_key = content_hash(b"", *self.salt)
 
     def start(self, git_cache) -> None:
         """Read the git dates (`git_cache`: the folder to cache git's answer in; None when they are off) and links."""
@@ -72,8 +75,8 @@ class Scanner:
     def read(self, relative: str, *, trust_stamp: bool = False) -> None:
         """Note one file as present; keep its bytes only if it changed since its last import.
 
-        `trust_stamp`: skip reading the file when its stamp says it is unchanged (for a file found
-        by walking the folder, so no folder on its way is a symlink).
+        `trust_stamp`: skip reading the file when its stamp says it is unchanged (for a file the walk
+        found: the walk has already refused the symlinked folders that lead outside).
         """
         scan = self.scan
         git_salt = _git_salt(scan.git.get(relative))
@@ -118,15 +121,13 @@ class Scanner:
 
     def _stamp(self, info: os.stat_result, git_salt: str, digest: str) -> Stamp | None:
         """The stamp of a file just read; None if it changed too close to the scan to be told apart later."""
-        if max(info.st_mtime_ns, info.st_ctime_ns) >= self.started_ns - RACY_SECONDS * 1e9:
+        if max(info.st_mtime_ns, info.st_ctime_ns) >= self.started_ns - int(RACY_SECONDS * 1e9):
             return None
         return Stamp(_signature(info), self._salt_of(git_salt), digest)
 
     def _salt_of(self, git_salt: str) -> str:
         """Everything besides a file's bytes that its hash covers, as one string."""
-        if self._salt_text is None:
-            self._salt_text = content_hash(b"", *self.salt)
-        return f"{self._salt_text}|{git_salt}"
+        return f"{self.salt_key}|{git_salt}"
 
     def _same_files(self, relative: str) -> bool:
         """Whether every file a note linked to at its last import is as it was then."""
