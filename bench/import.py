@@ -30,6 +30,7 @@ sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolv
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -92,6 +93,7 @@ def child_import() -> None:
     from portal import create_app
 
     app = create_app()
+    gc.freeze()  # as `flask --app portal import` does before importing (portal/cli.py)
     lines = _Lines()
     logger = logging.getLogger("portal.importer")
     logger.addHandler(lines)
