@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 from pathlib import Path
@@ -38,13 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     _configure_logging(app)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or config.read_secret_key(app.instance_path)
     app.json.sort_keys = False
-    with _collector_paused():
-        _build(app)
-    return app
 
-
-def _build(app: Flask) -> None:
-    """Bind the database, create missing tables, attach the caches, views, hooks and commands."""
     from . import caching, cli, graph, index_sync, models, queries, security, views
     from .search import searchers
 
@@ -61,22 +53,7 @@ def _build(app: Flask) -> None:
     security.trust_proxies(app)
     index_sync.register(app)
     cli.register(app)
-
-
-@contextlib.contextmanager
-def _collector_paused():
-    """No cyclic garbage collection while the app is built.
-
-    Importing the app's modules makes objects that live as long as the process; the collector
-    would walk them again and again for nothing (about 15% of a `flask` command's start-up).
-    """
-    paused = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if paused:
-            gc.enable()
+    return app
 
 
 def _create_schema(app: Flask) -> None:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import gc
-
 import pytest
 
-import portal
 from portal import config
 
 from .conftest import PROJECT_ROOT
@@ -73,18 +70,3 @@ def test_import_settings_come_from_the_app_settings(make_app):
 def test_a_negative_attachment_cap_is_refused(make_app):
     with pytest.raises(RuntimeError, match="NEXUS_MAX_ATTACHMENT_MB must be 0 or more"):
         make_app(MAX_ATTACHMENT_MB=-1)
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_the_app_is_built_without_garbage_collection(make_app, monkeypatch, enabled):
-    """Building it makes objects for the life of the process: collecting meanwhile is wasted start-up time."""
-    seen = []
-    real = portal._build
-    monkeypatch.setattr(portal, "_build", lambda app: (seen.append(gc.isenabled()), real(app)))
-    was = gc.isenabled()
-    (gc.enable if enabled else gc.disable)()
-    try:
-        make_app()
-        assert seen == [False] and gc.isenabled() == enabled  # as it was before
-    finally:
-        (gc.enable if was else gc.disable)()
