@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -49,6 +50,10 @@ def import_command(path, quiet, no_wait):
         with click.progressbar(files, label="Importing", file=sys.stderr, show_pos=True) as bar:
             yield from bar
 
+    # What start-up made (modules, the app) lives as long as the process: the collector need not walk
+    # it in every full collection during the import (at 10,000 unchanged files that cost more than the
+    # scan), nor at exit. Not thawed afterwards, for that last reason.
+    gc.freeze()
     try:
         report = import_content(
             root,

@@ -40,7 +40,7 @@ def is_skipped(name: str) -> bool:
 
 def is_markdown(name: str) -> bool:
     """A file name that an entry can have."""
-    return not is_skipped(name) and Path(name).suffix.lower() in MARKDOWN_SUFFIXES
+    return not is_skipped(name) and os.path.splitext(name)[1].lower() in MARKDOWN_SUFFIXES
 
 
 class Refused(ContentError):
@@ -51,8 +51,14 @@ class Refused(ContentError):
 class Found:
     """The Markdown files of a folder, and the symlinked folders that were not followed, as errors."""
 
-    files: list[Path] = field(default_factory=list)
+    root: Path
+    relative: list[str] = field(default_factory=list)  # POSIX paths under `root`, sorted
     problems: list[ContentError] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[Path]:
+        """The files as paths."""
+        return [self.root / relative for relative in self.relative]
 
 
 def find_markdown_files(root: Path, *, follow_external: bool = False) -> list[Path]:
@@ -69,8 +75,11 @@ def walk(root: Path, *, follow_external: bool = False) -> Found:
     """
     root = Path(root)
     real_root = os.path.realpath(root)
-    found, seen = Found(), {_identity(root)}
+    found, seen = Found(root), {_identity(root)}
     for folder, dirnames, filenames in os.walk(root, followlinks=follow_external):
+        # Strings, not Path objects: at 10,000 files pathlib would cost more than the walk itself.
+        prefix = os.path.relpath(folder, root).replace(os.sep, "/") + "/"
+        prefix = "" if prefix == "./" else prefix
         kept = []
         for name in sorted(d for d in dirnames if not is_skipped(d)):
             path = Path(folder) / name
@@ -84,15 +93,22 @@ def walk(root: Path, *, follow_external: bool = False) -> Found:
                     seen.add(_identity(path))
                     kept.append(name)
         dirnames[:] = kept
-        found.files.extend(Path(folder) / name for name in filenames if is_markdown(name))
-    found.files.sort(key=lambda p: p.relative_to(root).as_posix())
+        found.relative.extend(prefix + name for name in filenames if is_markdown(name))
+    found.relative.sort()
     return found
 
 
 def read_entry_file(
     root: Path, relative: str, *, follow_external: bool = False, max_bytes: int = MAX_FILE_BYTES
 ) -> bytes:
-    """The bytes of a file in the content folder: a regular file, inside the folder, at most `max_bytes`.
+    """The bytes of a file in the content folder: a regular file, inside the folder, at most `max_bytes`."""
+    return read_entry(root, relative, follow_external=follow_external, max_bytes=max_bytes)[0]
+
+
+def read_entry(
+    root: Path, relative: str, *, follow_external: bool = False, max_bytes: int = MAX_FILE_BYTES
+) -> tuple[bytes, os.stat_result]:
+    """A file's bytes (see `read_entry_file`) and the `stat` of what was read, taken before reading it.
 
     Everything is checked before the file is opened (opening a FIFO waits for a writer, opening
     a device can do things), and again on the open descriptor, which is what is read.
@@ -107,14 +123,15 @@ def read_entry_file(
     except OSError as error:
         raise ContentError(relative, 1, f"cannot read file ({error.strerror or error})") from None
     with open(fd, "rb") as handle:
-        _check_regular(relative, os.fstat(fd), max_bytes)
+        info = os.fstat(fd)
+        _check_regular(relative, info, max_bytes)
         try:
             raw = handle.read(max_bytes + 1)  # +1: a file that grew since fstat is still caught
         except OSError as error:
             raise ContentError(relative, 1, f"cannot read file ({error.strerror or error})") from None
     if len(raw) > max_bytes:
         raise ContentError(relative, 1, f"file is larger than {size_text(max_bytes)}")
-    return raw
+    return raw, info
 
 
 def _check_regular(relative: str, info: os.stat_result, max_bytes: int) -> None:

@@ -35,7 +35,7 @@ from .sandbox import Budget, Sandbox, process_count
 from .scanning import Scan, Scanner, scan_folder, scan_paths
 from .search import store
 from .vocabulary import TAG_SLUG_RULES, TagResolver, load_vocabulary
-from .writer import Existing, existing_entries, write_changes
+from .writer import Existing, existing_entries, stored_link_keys, write_changes
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,11 @@ class ImportFailed(Exception):
 
 @dataclass
 class Plan:
-    """What the import will write: parsed entries, entries to delete, every slug, and how links resolve."""
+    """What the import will write: parsed entries, entries to delete, and every slug (which is how links resolve)."""
 
     parsed: dict[str, ParsedEntry]
     gone: list[str]
     slugs: dict[str, str]
-    resolver: Callable[[str], str | None]
 
 
 def import_content(
@@ -163,7 +162,7 @@ def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> Impor
             intro = _render_intro(root, plan, report, sandbox, files, follow_external=follow)
     with report.timed("write"):
         try:
-            write_changes(rows, existing, plan.gone, tags, report, started_at, intro)
+            write_changes(rows, existing, plan.gone, tags, report, started_at, intro, scan.stamps)
         except (OperationalError, InternalError) as error:  # read-only, full, gone: rolled back, nothing written
             log.debug("the import's write failed", exc_info=True)
             raise ImportFailed(f"cannot write to the database: {str(error.orig).strip().splitlines()[0]}") from None
@@ -199,22 +198,22 @@ def plan_changes(
     for path in drafts:
         parsed.pop(path)
     slugs = _assign_slugs(existing, parsed, gone, report)
-    resolver = link_resolver(slugs)
-    _relink(root, existing, gone, parsed, resolver, folder_tags, report, sandbox, follow_external)
+    if slugs != {path: old.slug for path, old in existing.items()}:  # else every link resolves as it did
+        _relink(root, existing, gone, parsed, slugs, folder_tags, report, sandbox, follow_external)
     for path, entry in parsed.items():
         _apply_git_dates(entry, scan.git.get(path))
-    return Plan(parsed=parsed, gone=gone, slugs=slugs, resolver=resolver)
+    return Plan(parsed=parsed, gone=gone, slugs=slugs)
 
 
 def _relink(
-    root: Path, existing, gone, parsed, resolver, folder_tags: bool, report: ImportReport, sandbox, follow_external
+    root: Path, existing, gone, parsed, slugs, folder_tags: bool, report: ImportReport, sandbox, follow_external
 ) -> None:
     """Unchanged entries whose links now resolve differently are parsed again, to be rendered again."""
+    resolver = link_resolver(slugs)
     old_resolver = link_resolver({path: old.slug for path, old in existing.items()})
+    link_keys = stored_link_keys()
     relink = [
-        p
-        for p in report.unchanged
-        if p not in gone and any(resolver(k) != old_resolver(k) for k in existing[p].link_keys)
+        p for p in report.unchanged if p not in gone and any(resolver(k) != old_resolver(k) for k in link_keys[p])
     ]
     files = []
     for path in relink:
@@ -369,6 +368,8 @@ def _render_intro(root: Path, plan: Plan, report: ImportReport, sandbox, files=N
 
 def warn_about_tag_typos(changed: dict[str, ParsedEntry], tags: TagResolver, report: ImportReport) -> None:
     """Warn about a tag used once that looks like a typo of a more common tag."""
+    if not changed:
+        return
     counts = dict(
         db.session.execute(
             select(Tag.slug, func.count(entry_tags.c.entry_id)).join(entry_tags).group_by(Tag.slug)

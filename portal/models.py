@@ -1,4 +1,5 @@
-"""Database tables: entries, tags, links between entries, files linked from entries, import runs, the index change log."""
+"""Database tables: entries, tags, links between entries, files linked from entries, import runs, the index change log,
+and what a `stat` said of each entry's file."""
 
 from __future__ import annotations
 
@@ -80,6 +81,23 @@ Index("ix_entries_recently_updated", Entry.updated.desc(), Entry.modified_at.des
 Index(
     "ix_entries_recently_updated_pg", Entry.updated.desc().nulls_last(), Entry.modified_at.desc(), Entry.title
 ).ddl_if(dialect="postgresql")
+
+
+class FileStamp(db.Model):
+    """What a `stat` of an entry's file said when an import last read it, so the next can skip reading it.
+
+    `signature` is the file's size, mtime, ctime, device and inode; `salt` what else its hash covered (the
+    renderer, settings, vocabulary, its git dates); `content_hash` the hash its bytes then had.
+    While all three still hold (and the entry still has that hash) the file is unchanged. Its own
+    table, so a database from before it gains it through `create_all`; gone with its entry.
+    """
+
+    __tablename__ = "file_stamps"
+
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entries.id", ondelete="CASCADE"), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(200))
+    salt: Mapped[str] = mapped_column(String(200))
+    content_hash: Mapped[str] = mapped_column(String(64))
 
 
 class Tag(db.Model):

@@ -3,22 +3,35 @@
 A file is read and hashed together with whatever else changes its entry: the renderer's version
 and settings, its dates from git (committing a note, or moving HEAD, imports it again though its
 bytes are the same) and the files it links to (by `stat`). Files whose hash and linked files are
-unchanged are only noted as present. A full scan reads every Markdown file; a targeted scan (for
-a watcher, which knows what changed) reads only the paths it is given.
+unchanged are only noted as present. A full scan looks at every Markdown file; a targeted scan
+(for a watcher, which knows what changed) reads only the paths it is given.
+
+A full scan does not read a file whose `stat` says it is as its last import read it (see
+`FileStamp`): same size, mtime, ctime, device and inode, and the same salt. The ctime is what makes that
+safe: no program can set it, and any write, `touch` or `utime` moves it to the current time, even
+one that puts the mtime back. What a stamp cannot tell apart is a change within the same clock tick
+as the read, so, as git does with "racily clean" files, a file changed in the `RACY_SECONDS` before
+the scan started gets no stamp and is read again by the next import. Symlinked files are always read.
 """
 
 from __future__ import annotations
 
+import os
+import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from .attachment_store import stored_references
 from .attachments import AttachmentFiles
 from .content import ContentError, content_hash
-from .folder import Refused, find_markdown_files, is_markdown, is_skipped, read_entry_file, walk
+from .folder import Refused, find_markdown_files, is_markdown, is_skipped, read_entry, walk
 from .gitdates import FileDates, read_git_dates
 from .report import ImportReport
-from .writer import Existing
+from .writer import Existing, Stamp
+
+#: A file changed this close to the scan's start gets no stamp: a change in the same tick could keep its `stat`.
+RACY_SECONDS = 2.0
 
 
 @dataclass
@@ -29,6 +42,7 @@ class Scan:
     changed: dict[str, bytes] = field(default_factory=dict)
     digests: dict[str, str] = field(default_factory=dict)
     git: dict[str, FileDates] = field(default_factory=dict)  # path -> its dates from git, if it is committed
+    stamps: dict[str, Stamp | None] = field(default_factory=dict)  # every file read -> its new stamp (None: none)
 
 
 @dataclass
@@ -43,6 +57,11 @@ class Scanner:
     follow_external: bool = False  # NEXUS_FOLLOW_EXTERNAL_SYMLINKS: read what symlinks lead to outside the folder
     scan: Scan = field(default_factory=Scan)
     linked: dict = field(default_factory=dict)
+    started_ns: int = field(default_factory=time.time_ns)
+    salt_key: str = field(init=False)  # the salt as one string, for stamps
+
+    def __post_init__(self) -> None:
+        self.salt_key = content_hash(b"", *self.salt)
 
     def start(self, git_cache) -> None:
         """Read the git dates (`git_cache`: the folder to cache git's answer in; None when they are off) and links."""
@@ -53,11 +72,20 @@ class Scanner:
             self.scan.git = git.dates
         self.linked = stored_references() if self.files is not None else {}
 
-    def read(self, relative: str) -> None:
-        """Note one file as present; keep its bytes only if it changed since its last import."""
+    def read(self, relative: str, *, trust_stamp: bool = False) -> None:
+        """Note one file as present; keep its bytes only if it changed since its last import.
+
+        `trust_stamp`: skip reading the file when its stamp says it is unchanged (for a file the walk
+        found: the walk has already refused the symlinked folders that lead outside).
+        """
         scan = self.scan
+        git_salt = _git_salt(scan.git.get(relative))
+        if trust_stamp and self._stamp_holds(relative, git_salt):
+            scan.present.add(relative)
+            self.report.unchanged.append(relative)
+            return
         try:
-            raw = read_entry_file(self.root, relative, follow_external=self.follow_external)
+            raw, info = read_entry(self.root, relative, follow_external=self.follow_external)
         except Refused as error:  # not published at all: an entry it made before is deleted
             self.report.errors.append(error)
             return
@@ -66,13 +94,40 @@ class Scanner:
             self.report.errors.append(error)
             return
         scan.present.add(relative)
-        digest = content_hash(raw, *self.salt, _git_salt(scan.git.get(relative)))
+        digest = content_hash(raw, *self.salt, git_salt)
+        scan.stamps[relative] = self._stamp(info, git_salt, digest)
         old = self.existing.get(relative)
         if old is not None and old.content_hash == digest and self._same_files(relative):
             self.report.unchanged.append(relative)
             return
         scan.changed[relative] = raw
         scan.digests[relative] = digest
+
+    def _stamp_holds(self, relative: str, git_salt: str) -> bool:
+        """Whether the file is, by its `stat`, what the last import read, with the same salt and linked files."""
+        old = self.existing.get(relative)
+        if old is None or old.stamp is None or old.stamp.content_hash != old.content_hash:
+            return False
+        try:
+            info = os.lstat(f"{self.root}/{relative}")
+        except OSError:
+            return False  # reading it reports why
+        return (
+            stat.S_ISREG(info.st_mode)  # a symlink's target can change under the same link
+            and old.stamp.signature == _signature(info)
+            and old.stamp.salt == self._salt_of(git_salt)
+            and self._same_files(relative)
+        )
+
+    def _stamp(self, info: os.stat_result, git_salt: str, digest: str) -> Stamp | None:
+        """The stamp of a file just read; None if it changed too close to the scan to be told apart later."""
+        if max(info.st_mtime_ns, info.st_ctime_ns) >= self.started_ns - int(RACY_SECONDS * 1e9):
+            return None
+        return Stamp(_signature(info), self._salt_of(git_salt), digest)
+
+    def _salt_of(self, git_salt: str) -> str:
+        """Everything besides a file's bytes that its hash covers, as one string."""
+        return f"{self.salt_key}|{git_salt}"
 
     def _same_files(self, relative: str) -> bool:
         """Whether every file a note linked to at its last import is as it was then."""
@@ -84,9 +139,9 @@ def scan_folder(scanner: Scanner, progress=None) -> Scan:
     """Read every Markdown file of the folder; symlinked folders that lead outside it are reported."""
     found = walk(scanner.root, follow_external=scanner.follow_external)
     scanner.report.errors.extend(found.problems)
-    markdown = found.files
-    for path in progress(markdown) if progress else markdown:
-        scanner.read(path.relative_to(scanner.root).as_posix())
+    markdown = found.relative
+    for relative in progress(markdown) if progress else markdown:
+        scanner.read(relative, trust_stamp=True)
     return scanner.scan
 
 
@@ -125,6 +180,11 @@ def scan_paths(scanner: Scanner, paths) -> Scan:
     for relative in sorted(wanted):
         scanner.read(relative)
     return scan
+
+
+def _signature(info: os.stat_result) -> str:
+    """What a `stat` says of a file's bytes: size, mtime, ctime, device and inode."""
+    return f"{info.st_size}:{info.st_mtime_ns}:{info.st_ctime_ns}:{info.st_dev}:{info.st_ino}"
 
 
 def _git_salt(dates: FileDates | None) -> str:

@@ -11,13 +11,34 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import bindparam, delete, func, insert, select
 
-from .attachment_store import write_attachments
-from .models import GENERATION_CHANNEL, Entry, ImportRun, IndexChange, Link, SiteText, Tag, db, entry_tags, utcnow
+from .attachment_store import CHUNK, write_attachments
+from .models import (
+    GENERATION_CHANNEL,
+    Entry,
+    FileStamp,
+    ImportRun,
+    IndexChange,
+    Link,
+    SiteText,
+    Tag,
+    db,
+    entry_tags,
+    utcnow,
+)
 from .report import ImportReport
 from .vocabulary import TagResolver
+
+
+class Stamp(NamedTuple):
+    """What a `stat` said of a file when it was read (see `FileStamp`)."""
+
+    signature: str
+    salt: str
+    content_hash: str
 
 
 @dataclass
@@ -27,23 +48,42 @@ class Existing:
     id: int
     slug: str
     content_hash: str
-    link_keys: list
-    created: dt.date
+    stamp: Stamp | None = None
 
 
 def existing_entries() -> dict[str, Existing]:
-    """path -> what the database holds, in one light query."""
-    result = db.session.execute(
-        select(Entry.path, Entry.id, Entry.slug, Entry.content_hash, Entry.link_keys, Entry.created_at)
+    """path -> what the database holds, with the file's stamp, in one light query.
+
+    Light because an unchanged import reads it whole: Core rows (no ORM), and no column that
+    needs decoding. What only a change needs is read when it happens (`stored_link_keys`, the
+    creation dates in `_write_entries`).
+    """
+    result = db.session.connection().execute(
+        select(
+            Entry.path,
+            Entry.id,
+            Entry.slug,
+            Entry.content_hash,
+            FileStamp.signature,
+            FileStamp.salt,
+            FileStamp.content_hash,
+        ).outerjoin(FileStamp, FileStamp.entry_id == Entry.id)
     )
     return {
-        row.path: Existing(row.id, row.slug, row.content_hash, row.link_keys or [], row.created_at.date())
-        for row in result
+        path: Existing(entry_id, slug, digest, None if signature is None else Stamp(signature, salt, stamped))
+        for path, entry_id, slug, digest, signature, salt, stamped in result
     }
 
 
-def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport, started_at, intro) -> None:
-    """Apply every change in one write transaction (BEGIN IMMEDIATE on SQLite)."""
+def stored_link_keys() -> dict[str, list]:
+    """path -> the link keys each entry asked about when it was rendered."""
+    return {path: keys or [] for path, keys in db.session.execute(select(Entry.path, Entry.link_keys))}
+
+
+def write_changes(
+    rows, existing, gone, tags: TagResolver, report: ImportReport, started_at, intro, stamps=None
+) -> None:
+    """Apply every change in one write transaction (BEGIN IMMEDIATE on SQLite); `stamps`: of the files read."""
     session = db.session
     session.rollback()
     session.connection(execution_options={"nexus_write": True})
@@ -65,8 +105,10 @@ def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport,
         _insert_many(session, entry_tags, tag_rows)
         _insert_many(session, Link.__table__, link_rows)
         write_attachments(session, rows, ids, bool(gone))
+        _write_stamps(session, stamps or {}, ids, existing, set(gone))
         _refresh_tag_names(session, tags)
-        session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
+        if rows or gone:  # only they drop tags from entries
+            session.execute(delete(Tag).where(~Tag.id.in_(select(entry_tags.c.tag_id).distinct())))
         report.site_text_changed = _store_site_text(session, "intro", intro)
         if report.changed:
             run = ImportRun(
@@ -90,6 +132,19 @@ def write_changes(rows, existing, gone, tags: TagResolver, report: ImportReport,
         raise
 
 
+def _write_stamps(session, stamps: dict, ids: dict[str, int], existing, gone: set[str]) -> None:
+    """Replace the stamps of the files this import read (None: the file gets none); deleted entries lose theirs."""
+    owners = {
+        path: ids[path] if path in ids else existing[path].id for path in stamps if path in ids or path in existing
+    }
+    owners = {path: entry_id for path, entry_id in owners.items() if path not in gone}
+    entry_ids = list(owners.values())
+    for start in range(0, len(entry_ids), CHUNK):
+        session.execute(delete(FileStamp).where(FileStamp.entry_id.in_(entry_ids[start : start + CHUNK])))
+    kept = [{"entry_id": owners[path], **stamps[path]._asdict()} for path in owners if stamps[path] is not None]
+    _insert_many(session, FileStamp.__table__, kept)
+
+
 def _log_index_changes(session, run: ImportRun, changed: list[str], deleted: list[str]) -> None:
     """Record which slugs this generation changed (None: too many, rebuild) and forget old generations."""
     changed, deleted = sorted(set(changed)), sorted(set(deleted))
@@ -110,10 +165,11 @@ def _write_entries(session, rows, existing, now, report: ImportReport) -> dict[s
     table = Entry.__table__
     ids: dict[str, int] = {}
     updates, inserts = [], []
+    created = _creation_dates(session, [existing[r["path"]].id for r in rows if r["path"] in existing])
     for row in rows:
         old = existing.get(row["path"])
         values = {k: v for k, v in row.items() if not k.startswith("_")}
-        values["sort_date"] = row["updated"] or row["date"] or (old.created if old else now.date())
+        values["sort_date"] = row["updated"] or row["date"] or (created[old.id] if old else now.date())
         values["modified_at"] = now
         if old is None:
             inserts.append({**values, "created_at": now})
@@ -135,6 +191,17 @@ def _write_entries(session, rows, existing, now, report: ImportReport) -> dict[s
         ids.update((path, entry_id) for entry_id, path in inserted)
         report.added.extend(i["path"] for i in inserts)
     return ids
+
+
+def _creation_dates(session, entry_ids: list[int]) -> dict[int, dt.date]:
+    """entry id -> the day it was first imported (an undated entry is sorted by it)."""
+    found: dict[int, dt.date] = {}
+    for start in range(0, len(entry_ids), CHUNK):
+        chunk = entry_ids[start : start + CHUNK]
+        found.update(
+            (i, at.date()) for i, at in session.execute(select(Entry.id, Entry.created_at).where(Entry.id.in_(chunk)))
+        )
+    return found
 
 
 def _insert_many(session, table, rows: list[dict]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import textwrap
 import uuid
@@ -122,6 +123,13 @@ def write_entry(root: Path, relative: str, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _thawed():
+    """`flask import` freezes the collector's view of the process for good (portal/cli.py); a test must not."""
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+
+from portal import cli
 from portal.search import store
 
 from .conftest import write_entry
@@ -13,6 +16,21 @@ def test_import_prints_a_summary_and_exits_zero(runner):
     assert "5 added, 0 updated, 0 unchanged, 0 deleted, 0 errors, 0 warnings" in result.output
     again = runner.invoke(args=["import", "--quiet"])
     assert "0 added, 0 updated, 5 unchanged, 0 deleted, 0 errors" in again.output
+
+
+def test_import_runs_with_start_up_frozen(runner, monkeypatch):
+    """What start-up made is out of the collector's way during the import (conftest thaws it after each test)."""
+    frozen = []
+    real = cli.import_content
+
+    def watched(*args, **kwargs):
+        frozen.append(gc.get_freeze_count())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cli, "import_content", watched)
+    before = gc.get_freeze_count()
+    assert runner.invoke(args=["import"]).exit_code == 0
+    assert frozen[0] > before
 
 
 def test_import_reports_errors_with_file_and_line_and_exits_non_zero(runner, content_dir):
