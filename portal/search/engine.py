@@ -133,7 +133,7 @@ def run_search(
     text, notice = clean_query(raw_query)
     searcher, doc_tags, _generation = pool.get()
     cache = pool.cache()
-    evaluator = Evaluator(searcher, _results(cache), Deadline(TIME_BUDGET_SECONDS))
+    evaluator = Evaluator(searcher, _results(cache, pool, searcher), Deadline(TIME_BUDGET_SECONDS))
     filt = build_filter(tags_all, tags_any, tags_not, kind)
     scope = evaluator.docs(filt) if filt is not None else None
     sort_keys = _sort_keys(searcher, cache, sort) if sort != "relevance" else None
@@ -172,10 +172,10 @@ def _limits_said(evaluator: Evaluator) -> list[str]:
     return said
 
 
-def _results(cache: dict) -> ResultCache:
-    """The index's cache of scored terms and query parts, shared by this worker's threads."""
+def _results(cache: dict, pool: SearcherPool, searcher) -> ResultCache:
+    """The index's cache of scored terms and query parts, and its postings' arrays, shared by this worker's threads."""
     if "results" not in cache:
-        cache["results"] = ResultCache()
+        cache["results"] = ResultCache(compact=pool.arrays(searcher))
     return cache["results"]
 
 

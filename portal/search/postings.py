@@ -56,13 +56,15 @@ class Deadline:
 class ResultCache:
     """Scored sets of one index, shared by a worker's threads; least recently used go first."""
 
-    def __init__(self, budget: int = CACHE_POSTINGS):
+    def __init__(self, budget: int = CACHE_POSTINGS, compact: list | None = None):
         self.budget = budget
+        self.compact = compact  # per segment: its arrays (compact.SegmentPostings) or None
         self.size = 0
         self._items: OrderedDict = OrderedDict()
         self._sizes: dict = {}
         self._lock = threading.Lock()
         self.lengths: dict[str, list[int]] = {}  # field -> length of that field in each document
+        self.scaled: dict[str, list[float]] = {}  # field -> K1 * B * length / average length, per document
         self.deleted: frozenset[int] | None = None
 
     def get(self, key):
@@ -96,6 +98,8 @@ class Evaluator:
         self.cache = cache
         self.deadline = deadline or Deadline(None)
         self.leaves = [(sub.reader(), offset) for sub, offset in searcher.leaf_searchers()]
+        compact = cache.compact
+        self.arrays = compact if compact is not None and len(compact) == len(self.leaves) else [None] * len(self.leaves)
         self.doc_count = searcher.doc_count_all()
         self.capped: set[str] = set()  # prefixes and patterns that matched more than MAX_EXPANSION words
 
@@ -205,14 +209,13 @@ class Evaluator:
             return self.cache.put(key, scores)
         if field.scorable:
             idf = self.searcher.idf(fieldname, btext)
-            average = self.searcher.avg_field_length(fieldname) or 1
-            lengths = self._lengths(fieldname)
+            scaled = self._scaled_lengths(fieldname)
             # bm25(idf, tf, fl, avgfl, B, K1) = idf * tf * (K1 + 1) / (tf + K1 * ((1 - B) + B * fl / avgfl)),
             # a block at a time in comprehensions: this loop is most of a first search for a word.
-            top, k1b, b_avg = idf * (K1 + 1), K1 * (1 - B), K1 * B / average
+            top, k1b = idf * (K1 + 1), K1 * (1 - B)
             for ids, weights in self._blocks(fieldname, btext):
                 pairs = zip(ids, weights, strict=True)
-                scores.update(zip(ids, [top * w / (w + k1b + b_avg * lengths[d]) for d, w in pairs], strict=True))
+                scores.update(zip(ids, [top * w / (w + k1b + scaled[d]) for d, w in pairs], strict=True))
         else:
             for ids, weights in self._blocks(fieldname, btext):
                 scores.update(zip(ids, weights, strict=True))
@@ -222,8 +225,16 @@ class Evaluator:
         return self.cache.put(key, scores)
 
     def _blocks(self, fieldname: str, btext: bytes):
-        """(global docnums, weights) of a term's postings, a block at a time, segment by segment."""
-        for reader, offset in self.leaves:
+        """(global docnums, weights) of a term's postings, a block at a time, segment by segment.
+
+        A segment with arrays (compact.py) gives all its postings at once, without unpickling.
+        """
+        for (reader, offset), arrays in zip(self.leaves, self.arrays, strict=True):
+            if arrays is not None and arrays.has_field(fieldname):
+                ids, weights = arrays.postings(fieldname, btext)
+                if ids:
+                    yield (list(map(offset.__add__, ids)) if offset else ids), weights
+                continue
             try:
                 matcher = reader.postings(fieldname, btext)
             except TermNotFound:
@@ -273,6 +284,14 @@ class Evaluator:
             for reader, _offset in self.leaves:
                 found.extend(reader.doc_field_length(d, fieldname, 1) or 1 for d in range(reader.doc_count_all()))
             self.cache.lengths[fieldname] = found
+        return found
+
+    def _scaled_lengths(self, fieldname: str) -> list[float]:
+        """K1 * B * length / average length of `fieldname` in every document: BM25F's length part, once per index."""
+        found = self.cache.scaled.get(fieldname)
+        if found is None:
+            b_avg = K1 * B / (self.searcher.avg_field_length(fieldname) or 1)
+            found = self.cache.scaled[fieldname] = [b_avg * length for length in self._lengths(fieldname)]
         return found
 
     def _deleted(self) -> frozenset[int]:

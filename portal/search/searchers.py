@@ -17,6 +17,7 @@ from pathlib import Path
 
 from whoosh import scoring
 
+from . import compact
 from .store import IndexUnavailable, index_generation, live_index_dir, open_index
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SearcherPool:
         self._caches: OrderedDict[Path, dict] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._segment_tags: dict[str, list] = {}  # segment id -> tags of each of its documents
+        self._segment_arrays: dict[str, compact.SegmentPostings] = {}  # segment id -> its postings' arrays
 
     def cache(self) -> dict:
         """A per-process cache for the index this thread's searcher reads, shared by the worker's threads.
@@ -99,6 +101,20 @@ class SearcherPool:
         for segment, _leaf, offset in leaves:
             doc_tags[offset:] = tables[segment]
         return doc_tags
+
+    def arrays(self, searcher) -> list:
+        """The postings' arrays of each segment of this thread's searcher (None for a segment without them).
+
+        Opened once per process and segment: a segment's arrays never change, so an update opens
+        the new segment's only.
+        """
+        segments = [getattr(leaf, "segment", lambda: None)() for leaf, _offset in searcher.reader().leaf_readers()]
+        ids = [segment.segment_id() if segment is not None else "" for segment in segments]
+        with self._open_lock:
+            known = {i: self._segment_arrays[i] for i in ids if i in self._segment_arrays}
+            found = compact.load(self._local.directory, ids, known)
+            self._segment_arrays = known  # the newest index's segments only
+        return found
 
     def close(self) -> None:
         """Close every thread's searcher and its open files (an app being thrown away)."""

@@ -28,7 +28,7 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.writing import MERGE_SMALL
 
 from ..generation import GENERATION_FILE, read_generation, write_generation
-from . import analysis
+from . import analysis, compact
 from .analysis import make_schema
 
 log = logging.getLogger(__name__)
@@ -197,6 +197,7 @@ def _link_files(source: Path, target: Path) -> None:
 def _publish(instance: Path, name: str, generation: int) -> Path:
     """Label a finished `<name>.building` directory, rename it and swap it in; remove stale directories."""
     building = instance / (name + ".building")
+    compact.write_missing(building)
     write_generation(building, generation)
     (building / FINGERPRINT_FILE).write_text(analysis_fingerprint() + "\n")
     final = instance / name
@@ -221,9 +222,10 @@ def writer_options() -> dict:
 
 @functools.cache
 def analysis_fingerprint() -> str:
-    """A hash of the analysis code, the writers' options and Whoosh's version: an index written otherwise is rebuilt, not updated."""
+    """A hash of the analysis code, the writers' options, the arrays' format and Whoosh's version: an index written otherwise is rebuilt, not updated."""
     digest = hashlib.blake2b(Path(analysis.__file__).read_bytes(), digest_size=8)
     digest.update(f"blocks={BLOCK_POSTINGS},compression={COMPRESSION},compound=False".encode())
+    digest.update(f"arrays={compact.VERSION}".encode())
     digest.update(whoosh.versionstring().encode())
     return digest.hexdigest()
 
