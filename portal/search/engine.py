@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -237,11 +238,19 @@ def _rank(request: _Request, plan: QueryPlan) -> _Ranking:
     smallest = min(units, key=len)
     full = set(smallest).intersection(*(u.keys() for u in units if u is not smallest))
     if len(full - request.hubs) >= RELAX_BELOW:
-        # Scored as Whoosh scores an AND: the sum of its parts.
-        return _ranked(request, {d: sum(u[d] for u in units) for d in full}, plan.strict)
+        return _ranked(request, _summed(units, full), plan.strict)
     if not any(units):
         return _empty()
     return _rank_relaxed(request, plan, units, frozenset(full - request.hubs))
+
+
+def _summed(units: list[dict], docnums) -> dict:
+    """Each document's scores in `units` added up, in order, as Whoosh scores an AND (the same floats as `sum`)."""
+    order = list(docnums)
+    totals = list(map(units[0].__getitem__, order))
+    for unit in units[1:]:
+        totals = list(map(operator.add, totals, map(unit.__getitem__, order)))
+    return dict(zip(order, totals, strict=True))
 
 
 def _scoped(scores: dict, scope: frozenset[int] | None) -> dict:
@@ -256,8 +265,9 @@ def _scoped(scores: dict, scope: frozenset[int] | None) -> dict:
 def _ranked(request: _Request, scores: dict, q) -> _Ranking:
     """Every match of one query, the best `limit` first by score (or by a field), with their slugs."""
     if request.sort_keys is None:
-        best = heapq.nlargest(request.limit, scores.items(), key=lambda pair: (pair[1], -pair[0]))
-        top = [(docnum, score) for docnum, score in best]
+        # (score, -docnum) pairs compare in C: the best score first, then the lower document number.
+        best = heapq.nlargest(request.limit, zip(scores.values(), map(operator.neg, scores), strict=True))
+        top = [(-negative, score) for score, negative in best]
     else:
         top = [(docnum, 0.0) for docnum in _by_field(request, scores)[: request.limit]]
     stored = request.searcher.stored_fields
