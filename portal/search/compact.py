@@ -26,6 +26,8 @@ from .internals import weight_blocks
 
 #: The format of the files; part of the index fingerprint, so another format means a rebuild.
 VERSION = 1
+#: Scorable fields searches never score: the spelling field is read as a list of words.
+NOT_KEPT = {"spell"}
 SUFFIX = ".nxp"
 MAGIC = f"NXP{VERSION}{sys.byteorder[0]}".encode()  # arrays are written in this machine's byte order
 
@@ -55,17 +57,22 @@ def write_missing(directory) -> int:
 
 
 def _write_segment(leaf, target: Path) -> None:
-    """One segment's arrays: a marshalled table {field: {word: (start, count)}}, then every id, then every weight."""
-    table: dict[str, dict[bytes, tuple[int, int]]] = {}
+    """One segment's arrays: a marshalled table {field: {word: start * 2**32 + count}}, then every id, then every weight.
+
+    One integer per word, not a pair: the table stays in every worker's memory.
+    """
+    table: dict[str, dict[bytes, int]] = {}
     ids, weights = array("I"), array("f")
     for fieldname in leaf.schema.scorable_names():
+        if fieldname in NOT_KEPT:
+            continue
         words = table[fieldname] = {}
         for word in leaf.lexicon(fieldname):
             start = len(ids)
             for block_ids, block_weights in weight_blocks(leaf.postings(fieldname, word)):
                 ids.extend(block_ids)
                 weights.extend(block_weights)
-            words[word] = (start, len(ids) - start)
+            words[word] = (start << 32) + len(ids) - start
     head = marshal.dumps((table, len(ids)))
     partial = target.with_name(target.name + ".part")
     with open(partial, "wb") as out:
@@ -97,7 +104,7 @@ class SegmentPostings:
         ids, weights = array("I"), array("f")
         found = self._table[fieldname].get(word)
         if found is not None:
-            start, count = found
+            start, count = found >> 32, found & 0xFFFFFFFF
             ids.frombytes(os.pread(self._fd, 4 * count, self._ids_at + 4 * start))
             weights.frombytes(os.pread(self._fd, 4 * count, self._weights_at + 4 * start))
             if len(ids) != count or len(weights) != count:

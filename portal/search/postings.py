@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import threading
 import time
-from array import array
 from collections import OrderedDict
 from itertools import accumulate
 from pickle import loads  # nosec B403
@@ -30,9 +29,8 @@ from .internals import is_null, value_blocks, weight_blocks
 B, K1 = 0.75, 1.2
 #: A prefix, wildcard or range expands to at most this many words (the first in order).
 MAX_EXPANSION = 200
-#: Scored postings kept per index, packed in arrays (12 bytes each, not a dictionary's 100): so a
-#: worker keeps every word of hundreds of searches for about 25 MB. Older results are dropped first.
-CACHE_POSTINGS = 2_000_000
+#: Postings kept per index (about 100 bytes each): older results are dropped first.
+CACHE_POSTINGS = 300_000
 
 Scores = dict  # docnum -> score
 
@@ -56,12 +54,7 @@ class Deadline:
 
 
 class ResultCache:
-    """Scored sets of one index, shared by a worker's threads; least recently used go first.
-
-    Each is kept as two arrays (document numbers, scores) and given back as a new dictionary:
-    rebuilding one is a tenth of the cost of reading and scoring its postings again, and the
-    arrays take an eighth of a dictionary's memory.
-    """
+    """Scored sets of one index, shared by a worker's threads; least recently used go first."""
 
     def __init__(self, budget: int = CACHE_POSTINGS, compact: list | None = None):
         self.budget = budget
@@ -74,23 +67,19 @@ class ResultCache:
         self.scaled: dict[str, list[float]] = {}  # field -> K1 * B * length / average length, per document
         self.deleted: frozenset[int] | None = None
 
-    def get(self, key) -> Scores | None:
-        """The scores kept under `key` (a dictionary of the caller's own), or None."""
+    def get(self, key):
         with self._lock:
             found = self._items.get(key)
-            if found is None:
-                return None
-            self._items.move_to_end(key)
-        ids, values = found
-        return dict(zip(ids, values, strict=True))
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
 
-    def put(self, key, scores: Scores) -> Scores:
-        """Keep `scores` under `key`, dropping the oldest beyond the budget; `scores` itself is returned."""
-        size = len(scores) + 1
-        packed = (array("I", scores.keys()), array("d", scores.values()))
+    def put(self, key, scores, size: int | None = None):
+        """Keep `scores` (or any value of `size` postings) under `key`, dropping the oldest beyond the budget."""
+        size = len(scores) + 1 if size is None else size
         with self._lock:
             if key not in self._items:
-                self._items[key] = packed
+                self._items[key] = scores
                 self._sizes[key] = size
                 self.size += size
                 while self.size > self.budget and len(self._items) > 1:
@@ -139,7 +128,7 @@ class Evaluator:
         if kind is query.Term:
             return _boosted(self.term(q.fieldname, q.text), q.boost)
         if kind is query.Or:
-            return _boosted(self._union([self.scores(child) for child in self._until_deadline(q.subqueries)]), q.boost)
+            return _boosted(self._union([self._part(child) for child in self._until_deadline(q.subqueries)]), q.boost)
         if kind is query.And:
             return _boosted(self._conjunction(q.subqueries), q.boost)
         if kind is query.AndNot:
@@ -163,6 +152,12 @@ class Evaluator:
             # a constant score of 1, and others their BM25F sum, depending on the query's class.)
             return self._multiterm(q)
         return self._by_whoosh(q)
+
+    def _part(self, child) -> Scores:
+        """A part of an OR: a plain word's scores are not kept, as the OR's are (a word's five fields once, not twice)."""
+        if type(child) is query.Term:
+            return _boosted(self.term(child.fieldname, child.text, keep=False), child.boost)
+        return self.scores(child)
 
     def _until_deadline(self, children):
         """Children in order, until the search's time runs out."""
@@ -204,8 +199,8 @@ class Evaluator:
 
     # --- terms --------------------------------------------------------------------------------
 
-    def term(self, fieldname: str, text) -> Scores:
-        """BM25F scores of one term's postings (a field's own weight for fields that are not scored)."""
+    def term(self, fieldname: str, text, keep: bool = True) -> Scores:
+        """BM25F scores of one term's postings (a field's own weight for fields that are not scored); `keep`: cache them."""
         if fieldname not in self.schema:
             return {}
         field = self.schema[fieldname]
@@ -235,7 +230,7 @@ class Evaluator:
         deleted = self._deleted()
         if deleted:
             scores = {d: score for d, score in scores.items() if d not in deleted}
-        return self.cache.put(key, scores)
+        return self.cache.put(key, scores) if keep else scores
 
     def _blocks(self, fieldname: str, btext: bytes):
         """(global docnums, weights) of a term's postings, a block at a time, segment by segment.
