@@ -80,6 +80,10 @@ def assert_arrays_equal_postings(directory) -> None:
                     ]
                     assert found == list(zip(ids, weights, strict=True)), (fieldname, word)
                 assert arrays.postings(fieldname, b"no-such-word") == (array("I"), array("f"))
+                lengths = [leaf.doc_field_length(d, fieldname, 1) or 1 for d in range(leaf.doc_count_all())]
+                assert list(arrays.lengths(fieldname)) == lengths, fieldname
+            stored = [leaf.stored_fields(d).get("tags") or "" for d in range(leaf.doc_count_all())]
+            assert arrays.tags == [tuple(value.split(",")) if value else () for value in stored]
 
 
 def scores_both_ways(directory, text: str) -> tuple[dict, dict, dict]:

@@ -5,7 +5,9 @@ positions: reading a word's weights unpickles its positions too, about a microse
 in Python, and a common word at 10,000 entries has thousands. Beside every segment the index
 step writes `<segment>.nxp`: for each scorable field and word, the segment's document numbers
 (`array('I')`) and Whoosh's own weights (`array('f')`, the same float32 values), read back
-with one slice each. A segment never changes once written (deletions are kept in the TOC), so
+with one slice each, and each field's length in every document (read once per worker, where
+Whoosh's reader takes a call per document), and each document's tags (for facet counts, where
+Whoosh's stored fields take a read and an unpickling per document). A segment never changes once written (deletions are kept in the TOC), so
 an update writes the file of its new segment only, and Whoosh deletes it with the segment
 (its name matches Whoosh's pattern for a segment's files). A segment without its file is read
 from Whoosh's postings as before.
@@ -73,7 +75,7 @@ def _write_segment(leaf, target: Path) -> None:
                 ids.extend(block_ids)
                 weights.extend(block_weights)
             words[word] = (start << 32) + len(ids) - start
-    head = marshal.dumps((table, len(ids)))
+    head = marshal.dumps((table, len(ids), _lengths(leaf, list(table)), segment_tags(leaf)))
     partial = target.with_name(target.name + ".part")
     with open(partial, "wb") as out:
         out.write(MAGIC + len(head).to_bytes(8, "little"))
@@ -83,13 +85,31 @@ def _write_segment(leaf, target: Path) -> None:
     os.replace(partial, target)
 
 
+def _lengths(leaf, fieldnames: list[str]) -> dict[str, bytes]:
+    """Each field's length in every document of the segment (at least 1, as BM25F takes it), as array('I') bytes."""
+    count = leaf.doc_count_all()
+    return {
+        name: array("I", [leaf.doc_field_length(docnum, name, 1) or 1 for docnum in range(count)]).tobytes()
+        for name in fieldnames
+    }
+
+
+def segment_tags(leaf) -> list:
+    """Tag slugs of every document of one segment, deleted or not, in document order (from its stored fields)."""
+    tags = []
+    for docnum in range(leaf.doc_count_all()):
+        value = leaf.stored_fields(docnum).get("tags") or ""
+        tags.append(tuple(value.split(",")) if value else ())
+    return tags
+
+
 class SegmentPostings:
     """The arrays of one segment, read a word at a time from the file (the system's cache, not the worker's memory, holds them)."""
 
     def __init__(self, path: Path):
         self._fd = None
         self._fd = os.open(path, os.O_RDONLY)
-        self._table, self._ids_at, self._weights_at = _read_head(self._fd, path)
+        self._table, self._lengths, self.tags, self._ids_at, self._weights_at = _read_head(self._fd, path)
 
     def __del__(self):
         if self._fd is not None:
@@ -98,6 +118,15 @@ class SegmentPostings:
     def has_field(self, fieldname: str) -> bool:
         """Whether this file holds the field's postings."""
         return fieldname in self._table
+
+    def lengths(self, fieldname: str) -> array | None:
+        """The field's length in each document of the segment (None if the file lacks the field)."""
+        found = self._lengths.get(fieldname)
+        if found is None:
+            return None
+        lengths = array("I")
+        lengths.frombytes(found)
+        return lengths
 
     def postings(self, fieldname: str, word: bytes) -> tuple[array, array]:
         """(document numbers in the segment, weights) of one word; empty arrays if the segment lacks it."""
@@ -112,18 +141,18 @@ class SegmentPostings:
         return ids, weights
 
 
-def _read_head(fd: int, path: Path) -> tuple[dict, int, int]:
-    """(table, where the ids start, where the weights start) of a file, checked against its size."""
+def _read_head(fd: int, path: Path) -> tuple[dict, dict, list, int, int]:
+    """(table, lengths, tags, where the ids start, where the weights start) of a file, checked against its size."""
     start = len(MAGIC) + 8
     head = os.pread(fd, start, 0)
     if len(head) != start or head[: len(MAGIC)] != MAGIC:
         raise ValueError(f"{path} is not in this format")
     size = int.from_bytes(head[len(MAGIC) :], "little")
-    table, total = marshal.loads(os.pread(fd, size, start))  # noqa: S302  # nosec B302 - our own file
+    table, total, lengths, tags = marshal.loads(os.pread(fd, size, start))  # noqa: S302  # nosec B302 - our own file
     ids_at = start + size
     if ids_at + 8 * total != os.fstat(fd).st_size:
         raise ValueError(f"{path} is truncated")
-    return table, ids_at, ids_at + 4 * total
+    return table, lengths, tags, ids_at, ids_at + 4 * total
 
 
 def load(directory, segment_ids: list[str], known: dict) -> list[SegmentPostings | None]:

@@ -289,8 +289,13 @@ class Evaluator:
         found = self.cache.lengths.get(fieldname)
         if found is None:
             found = []
-            for reader, _offset in self.leaves:
-                found.extend(reader.doc_field_length(d, fieldname, 1) or 1 for d in range(reader.doc_count_all()))
+            for (reader, _offset), arrays in zip(self.leaves, self.arrays, strict=True):
+                count = reader.doc_count_all()
+                kept = arrays.lengths(fieldname) if arrays is not None else None
+                if kept is not None and len(kept) == count:
+                    found.extend(kept)
+                else:
+                    found.extend(reader.doc_field_length(d, fieldname, 1) or 1 for d in range(count))
             self.cache.lengths[fieldname] = found
         return found
 
