@@ -95,11 +95,16 @@ def _lengths(leaf, fieldnames: list[str]) -> dict[str, bytes]:
 
 
 def segment_tags(leaf) -> list:
-    """Tag slugs of every document of one segment, deleted or not, in document order (from its stored fields)."""
-    tags = []
+    """Tag slugs of every document of one segment, deleted or not, in document order (from its stored fields).
+
+    Documents with the same tags share one tuple (and marshal writes it once), as many do.
+    """
+    tags, shared = [], {}
     for docnum in range(leaf.doc_count_all()):
         value = leaf.stored_fields(docnum).get("tags") or ""
-        tags.append(tuple(value.split(",")) if value else ())
+        if value not in shared:
+            shared[value] = tuple(sys.intern(tag) for tag in value.split(",")) if value else ()
+        tags.append(shared[value])
     return tags
 
 

@@ -66,6 +66,7 @@ class ResultCache:
         self.lengths: dict[str, list[int]] = {}  # field -> length of that field in each document
         self.scaled: dict[str, list[float]] = {}  # field -> K1 * B * length / average length, per document
         self.deleted: frozenset[int] | None = None
+        self.numbers: dict[int, list[int]] = {}  # a segment's offset -> its documents' global numbers
 
     def get(self, key):
         with self._lock:
@@ -241,7 +242,8 @@ class Evaluator:
             if arrays is not None and arrays.has_field(fieldname):
                 ids, weights = arrays.postings(fieldname, btext)
                 if ids:
-                    yield (list(map(offset.__add__, ids)) if offset else ids), weights
+                    # Global numbers taken from one list, not made anew: every kept score shares them.
+                    yield list(map(self._numbers(offset, reader).__getitem__, ids)), weights
                 continue
             try:
                 matcher = reader.postings(fieldname, btext)
@@ -297,6 +299,13 @@ class Evaluator:
                 else:
                     found.extend(reader.doc_field_length(d, fieldname, 1) or 1 for d in range(count))
             self.cache.lengths[fieldname] = found
+        return found
+
+    def _numbers(self, offset: int, reader) -> list[int]:
+        """The global document numbers of one segment, one int object each for the life of the index."""
+        found = self.cache.numbers.get(offset)
+        if found is None:
+            found = self.cache.numbers[offset] = list(range(offset, offset + reader.doc_count_all()))
         return found
 
     def _scaled_lengths(self, fieldname: str) -> list[float]:
