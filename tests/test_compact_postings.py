@@ -265,3 +265,32 @@ def test_filters_and_arrays_agree(make_app, tmp_path):
                 searcher, ResultCache()
             ).docs(filt)
     ix.close()
+
+
+def test_phrases_from_position_keys_are_those_of_whooshs_positions(make_app, tmp_path):
+    # Every two- and three-word run of the texts as a phrase, plus words in the wrong order, repeated
+    # words and compounds (indexed at consecutive positions): the same matches and scores both ways.
+    content = tmp_path / "content"
+    rng = random.Random(8)
+    texts = []
+    for i in range(40):
+        words = [rng.choice(WORDS[:12]) for _ in range(rng.randrange(4, 30))]
+        text = " ".join(words) + (" cache cache redis" if i % 5 == 0 else "")
+        texts.append(text)
+        write_entry(content, f"n/{i}.md", f"# {' '.join(words[:3])}\n\n{text}\n\nRun docker-compose up now.\n")
+    app = make_app(content)
+    do_import(app, content)
+    write_entry(content, "n/3.md", "# Changed\n\nworker queue broker\n")  # a second segment, a deletion
+    do_import(app, content)
+    phrases = {'"docker-compose up"', '"cache cache redis"', '"redis cache"', '"queue worker"', '"up docker"'}
+    for text in texts[:10]:
+        words = text.split()
+        phrases.update(f'"{" ".join(words[i : i + n])}"' for n in (2, 3) for i in range(len(words) - n + 1))
+    directory = store.live_index_dir(app.instance_path)
+    found_any = 0
+    for phrase in sorted(phrases):
+        with_arrays, without, whoosh = scores_both_ways(directory, phrase)
+        assert with_arrays == without, phrase
+        assert with_arrays.keys() == whoosh.keys(), phrase
+        found_any += bool(with_arrays)
+    assert found_any > len(phrases) // 2

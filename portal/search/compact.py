@@ -24,12 +24,13 @@ from pathlib import Path
 
 from whoosh.filedb.filestore import FileStorage
 
-from .internals import weight_blocks
+from .internals import positions_decoder, posting_blocks
 
 #: The format of the files; part of the index fingerprint, so another format means a rebuild.
 VERSION = 1
 #: Scorable fields searches never score: the spelling field is read as a list of words.
 NOT_KEPT = {"spell"}
+MASK = 2**32 - 1
 SUFFIX = ".nxp"
 MAGIC = f"NXP{VERSION}{sys.byteorder[0]}".encode()  # arrays are written in this machine's byte order
 
@@ -59,30 +60,43 @@ def write_missing(directory) -> int:
 
 
 def _write_segment(leaf, target: Path) -> None:
-    """One segment's arrays: a marshalled table {field: {word: start * 2**32 + count}}, then every id, then every weight.
+    """One segment's arrays: a marshalled head, then every id, every weight and every position key.
 
-    One integer per word, not a pair: the table stays in every worker's memory.
+    The head's table gives each word one integer (the table stays in every worker's memory): where
+    its ids and weights start and how many, and where its position keys start and how many.
     """
     table: dict[str, dict[bytes, int]] = {}
-    ids, weights = array("I"), array("f")
+    ids, weights, keys = array("I"), array("f"), array("Q")
     for fieldname in leaf.schema.scorable_names():
         if fieldname in NOT_KEPT:
             continue
+        field = leaf.schema[fieldname]
+        decode = positions_decoder(field) if field.format.supports("positions") else None
         words = table[fieldname] = {}
         for word in leaf.lexicon(fieldname):
-            start = len(ids)
-            for block_ids, block_weights in weight_blocks(leaf.postings(fieldname, word)):
+            start, first_key = len(ids), len(keys)
+            for block_ids, block_weights, values in posting_blocks(leaf.postings(fieldname, word)):
                 ids.extend(block_ids)
                 weights.extend(block_weights)
-            words[word] = (start << 32) + len(ids) - start
-    head = marshal.dumps((table, len(ids), _lengths(leaf, list(table)), segment_tags(leaf)))
+                if decode is not None:
+                    for docnum, value in zip(block_ids, values, strict=True):
+                        base = docnum << 32
+                        keys.extend([base + position for position in decode(value)])
+            words[word] = _pack(start, len(ids) - start, first_key, len(keys) - first_key)
+    head = marshal.dumps((table, len(ids), len(keys), _lengths(leaf, list(table)), segment_tags(leaf)))
     partial = target.with_name(target.name + ".part")
     with open(partial, "wb") as out:
         out.write(MAGIC + len(head).to_bytes(8, "little"))
         out.write(head)
         ids.tofile(out)
         weights.tofile(out)
+        keys.tofile(out)
     os.replace(partial, target)
+
+
+def _pack(start: int, count: int, first_key: int, keys: int) -> int:
+    """Four counts up to 2**32 in one integer."""
+    return (((start << 32) + count) << 64) + (first_key << 32) + keys
 
 
 def _lengths(leaf, fieldnames: list[str]) -> dict[str, bytes]:
@@ -114,7 +128,9 @@ class SegmentPostings:
     def __init__(self, path: Path):
         self._fd = None
         self._fd = os.open(path, os.O_RDONLY)
-        self._table, self._lengths, self.tags, self._ids_at, self._weights_at = _read_head(self._fd, path)
+        self._table, self._lengths, self.tags, self._ids_at, self._weights_at, self._keys_at = _read_head(
+            self._fd, path
+        )
 
     def __del__(self):
         if self._fd is not None:
@@ -138,26 +154,37 @@ class SegmentPostings:
         ids, weights = array("I"), array("f")
         found = self._table[fieldname].get(word)
         if found is not None:
-            start, count = found >> 32, found & 0xFFFFFFFF
+            start, count = (found >> 96) & MASK, (found >> 64) & MASK
             ids.frombytes(os.pread(self._fd, 4 * count, self._ids_at + 4 * start))
             weights.frombytes(os.pread(self._fd, 4 * count, self._weights_at + 4 * start))
             if len(ids) != count or len(weights) != count:
                 raise OSError("a postings file was cut short")
         return ids, weights
 
+    def positions(self, fieldname: str, word: bytes) -> array:
+        """Every place of one word in the field, as document number * 2**32 + position (ascending)."""
+        keys = array("Q")
+        found = self._table[fieldname].get(word)
+        if found is not None:
+            start, count = (found >> 32) & MASK, found & MASK
+            keys.frombytes(os.pread(self._fd, 8 * count, self._keys_at + 8 * start))
+            if len(keys) != count:
+                raise OSError("a postings file was cut short")
+        return keys
 
-def _read_head(fd: int, path: Path) -> tuple[dict, dict, list, int, int]:
-    """(table, lengths, tags, where the ids start, where the weights start) of a file, checked against its size."""
+
+def _read_head(fd: int, path: Path) -> tuple[dict, dict, list, int, int, int]:
+    """(table, lengths, tags, where the ids, the weights and the position keys start) of a file, checked against its size."""
     start = len(MAGIC) + 8
     head = os.pread(fd, start, 0)
     if len(head) != start or head[: len(MAGIC)] != MAGIC:
         raise ValueError(f"{path} is not in this format")
     size = int.from_bytes(head[len(MAGIC) :], "little")
-    table, total, lengths, tags = marshal.loads(os.pread(fd, size, start))  # noqa: S302  # nosec B302 - our own file
+    table, total, keys, lengths, tags = marshal.loads(os.pread(fd, size, start))  # noqa: S302  # nosec B302 - our own file
     ids_at = start + size
-    if ids_at + 8 * total != os.fstat(fd).st_size:
+    if ids_at + 8 * total + 8 * keys != os.fstat(fd).st_size:
         raise ValueError(f"{path} is truncated")
-    return table, lengths, tags, ids_at, ids_at + 4 * total
+    return table, lengths, tags, ids_at, ids_at + 4 * total, ids_at + 8 * total
 
 
 def load(directory, segment_ids: list[str], known: dict) -> list[SegmentPostings | None]:
