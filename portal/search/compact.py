@@ -3,14 +3,19 @@
 Whoosh stores a block of postings as one pickled tuple of document numbers, weights and
 positions: reading a word's weights unpickles its positions too, about a microsecond a posting
 in Python, and a common word at 10,000 entries has thousands. Beside every segment the index
-step writes `<segment>.nxp`: for each scorable field and word, the segment's document numbers
-(`array('I')`) and Whoosh's own weights (`array('f')`, the same float32 values), read back
-with one slice each, and each field's length in every document (read once per worker, where
-Whoosh's reader takes a call per document), and each document's tags (for facet counts, where
-Whoosh's stored fields take a read and an unpickling per document). A segment never changes once written (deletions are kept in the TOC), so
-an update writes the file of its new segment only, and Whoosh deletes it with the segment
-(its name matches Whoosh's pattern for a segment's files). A segment without its file is read
-from Whoosh's postings as before.
+step writes `<segment>.nxp`, read a slice at a time:
+
+- for each scored field and word, the segment's document numbers (`array('I')`) and Whoosh's
+  own weights (`array('f')`, the same float32 values);
+- for fields with positions, each place of the word as document * 2**32 + position
+  (`array('Q')`), so a phrase is a few set operations (see `postings._followed`);
+- each field's length in every document, and each document's tags: read once per worker,
+  where Whoosh's reader takes a call (or a stored-fields read) per document.
+
+A segment never changes once written (deletions are kept in the TOC), so an update writes the
+file of its new segment only, and Whoosh deletes it with the segment (its name matches
+Whoosh's pattern for a segment's files). A segment without a readable file is read from
+Whoosh's postings as before.
 """
 
 from __future__ import annotations
