@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import marshal
+import multiprocessing
 import os
 import sys
 from array import array
@@ -45,23 +46,43 @@ def segment_file(directory, segment_id: str) -> Path:
     return Path(directory) / f"{segment_id}{SUFFIX}"
 
 
-def write_missing(directory) -> int:
-    """Write the arrays of every segment of the index in `directory` that has none; how many were written."""
+def write_missing(directory, procs: int = 1) -> int:
+    """Write the arrays of every segment of the index in `directory` that has none; how many were written.
+
+    `procs` > 1 (a full build, whose caller found forking safe): segments are written in forked
+    processes at once, as Whoosh's own writer forks for them.
+    """
+    missing = [segment_id for segment_id in _segment_ids(directory) if not segment_file(directory, segment_id).exists()]
+    if procs > 1 and len(missing) > 1:
+        with multiprocessing.get_context("fork").Pool(min(procs, len(missing))) as pool:
+            pool.starmap(_write_one, [(str(directory), segment_id) for segment_id in missing])
+    else:
+        for segment_id in missing:
+            _write_one(directory, segment_id)
+    return len(missing)
+
+
+def _segment_ids(directory) -> list[str]:
+    """The segments of the index in `directory` (none for an empty index)."""
     ix = FileStorage(str(directory), supports_mmap=False).open_index()
-    written = 0
+    try:
+        with ix.reader() as reader:
+            segments = [getattr(leaf, "segment", lambda: None)() for leaf, _offset in reader.leaf_readers()]
+    finally:
+        ix.close()
+    return [segment.segment_id() for segment in segments if segment is not None]
+
+
+def _write_one(directory, segment_id: str) -> None:
+    """Write the arrays of one segment of the index in `directory`."""
+    ix = FileStorage(str(directory), supports_mmap=False).open_index()
     try:
         with ix.reader() as reader:
             for leaf, _offset in reader.leaf_readers():
-                segment = getattr(leaf, "segment", lambda: None)()
-                if segment is None:  # an empty index
-                    continue
-                target = segment_file(directory, segment.segment_id())
-                if not target.exists():
-                    _write_segment(leaf, target)
-                    written += 1
+                if leaf.segment().segment_id() == segment_id:
+                    _write_segment(leaf, segment_file(directory, segment_id))
     finally:
         ix.close()
-    return written
 
 
 def _write_segment(leaf, target: Path) -> None:
@@ -85,8 +106,7 @@ def _write_segment(leaf, target: Path) -> None:
                 weights.extend(block_weights)
                 if decode is not None:
                     for docnum, value in zip(block_ids, values, strict=True):
-                        base = docnum << 32
-                        keys.extend([base + position for position in decode(value)])
+                        keys.extend(map((docnum << 32).__add__, decode(value)))
             words[word] = _pack(start, len(ids) - start, first_key, len(keys) - first_key)
     head = marshal.dumps((table, len(ids), len(keys), _lengths(leaf, list(table)), segment_tags(leaf)))
     partial = target.with_name(target.name + ".part")
