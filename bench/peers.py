@@ -359,6 +359,7 @@ def main(argv=None) -> None:
         a = timed_wrk(nexus, nexus_paths[:1], work / "nexus.lua", **wrk)
         b = timed_wrk(datasette, datasette_paths[:1], work / "datasette.lua", **wrk)
         rows.append((f"one query repeated ({queries[0]!r})", a, b, load))
+        memory = [nexus.memory_mb(pid) for pid in nexus.workers()]
         nexus.stop()
         servers.remove(nexus)
         deployed = start_nexus(content, instance, work / "nexus-deployed.log")
@@ -381,6 +382,10 @@ def main(argv=None) -> None:
         "by CPU = Datasette's CPU per answer / Nexus's (wrk's own CPU is not counted)."
     )
     print_table(f"Nexus /search against Datasette, {name}", setup, rows, (len(queries), on_nexus, on_datasette))
+    worst = {key: max(m[key] for m in memory) for key in ("peak", "pss")}
+    print(
+        f"Nexus workers after the runs (page cache off): peak RSS up to {worst['peak']:.0f} MB, PSS up to {worst['pss']:.0f} MB."
+    )
 
 
 if __name__ == "__main__":

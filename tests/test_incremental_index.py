@@ -457,7 +457,9 @@ def test_a_reopen_after_an_update_reads_the_new_segment_only(make_app, tmp_path,
     pool.get()
     read = []
     original = searchers._segment_tags
-    monkeypatch.setattr(searchers, "_segment_tags", lambda leaf: read.append(leaf.doc_count_all()) or original(leaf))
+    monkeypatch.setattr(
+        searchers, "_segment_tags", lambda leaf, arrays: read.append(leaf.doc_count_all()) or original(leaf, arrays)
+    )
     write_entry(content, "n/3.md", "---\ntags: [fresh]\n---\n# Note 3\n\nlantern\n")
     do_import(app, content)
     searcher, doc_tags, generation = pool.get()

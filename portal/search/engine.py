@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import operator
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -133,7 +134,7 @@ def run_search(
     text, notice = clean_query(raw_query)
     searcher, doc_tags, _generation = pool.get()
     cache = pool.cache()
-    evaluator = Evaluator(searcher, _results(cache), Deadline(TIME_BUDGET_SECONDS))
+    evaluator = Evaluator(searcher, _results(cache, pool, searcher), Deadline(TIME_BUDGET_SECONDS))
     filt = build_filter(tags_all, tags_any, tags_not, kind)
     scope = evaluator.docs(filt) if filt is not None else None
     sort_keys = _sort_keys(searcher, cache, sort) if sort != "relevance" else None
@@ -172,10 +173,10 @@ def _limits_said(evaluator: Evaluator) -> list[str]:
     return said
 
 
-def _results(cache: dict) -> ResultCache:
-    """The index's cache of scored terms and query parts, shared by this worker's threads."""
+def _results(cache: dict, pool: SearcherPool, searcher) -> ResultCache:
+    """The index's cache of scored terms and query parts, and its postings' arrays, shared by this worker's threads."""
     if "results" not in cache:
-        cache["results"] = ResultCache()
+        cache["results"] = ResultCache(compact=pool.arrays(searcher))
     return cache["results"]
 
 
@@ -237,11 +238,19 @@ def _rank(request: _Request, plan: QueryPlan) -> _Ranking:
     smallest = min(units, key=len)
     full = set(smallest).intersection(*(u.keys() for u in units if u is not smallest))
     if len(full - request.hubs) >= RELAX_BELOW:
-        # Scored as Whoosh scores an AND: the sum of its parts.
-        return _ranked(request, {d: sum(u[d] for u in units) for d in full}, plan.strict)
+        return _ranked(request, _summed(units, full), plan.strict)
     if not any(units):
         return _empty()
     return _rank_relaxed(request, plan, units, frozenset(full - request.hubs))
+
+
+def _summed(units: list[dict], docnums) -> dict:
+    """Each document's scores in `units` added up, in order, as Whoosh scores an AND (the same floats as `sum`)."""
+    order = list(docnums)
+    totals = list(map(units[0].__getitem__, order))
+    for unit in units[1:]:
+        totals = list(map(operator.add, totals, map(unit.__getitem__, order)))
+    return dict(zip(order, totals, strict=True))
 
 
 def _scoped(scores: dict, scope: frozenset[int] | None) -> dict:
@@ -256,8 +265,9 @@ def _scoped(scores: dict, scope: frozenset[int] | None) -> dict:
 def _ranked(request: _Request, scores: dict, q) -> _Ranking:
     """Every match of one query, the best `limit` first by score (or by a field), with their slugs."""
     if request.sort_keys is None:
-        best = heapq.nlargest(request.limit, scores.items(), key=lambda pair: (pair[1], -pair[0]))
-        top = [(docnum, score) for docnum, score in best]
+        # (score, -docnum) pairs compare in C: the best score first, then the lower document number.
+        best = heapq.nlargest(request.limit, zip(scores.values(), map(operator.neg, scores), strict=True))
+        top = [(-negative, score) for score, negative in best]
     else:
         top = [(docnum, 0.0) for docnum in _by_field(request, scores)[: request.limit]]
     stored = request.searcher.stored_fields

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 from array import array
+from itertools import accumulate
+from pickle import loads  # nosec B403
 
 from whoosh import formats, query
 from whoosh.writing import SegmentWriter
@@ -31,6 +33,40 @@ def weight_blocks(matcher):
 def value_blocks(matcher):
     """(ids, encoded values) of a leaf matcher's postings, a block at a time (Whoosh's W3 codec), else one by one."""
     return _blocks(matcher, "_read_values", "_values", matcher.value)
+
+
+def posting_blocks(matcher):
+    """(ids, weights, encoded values) of a leaf matcher's postings, a block at a time where the codec allows."""
+    if not all(hasattr(matcher, name) for name in ("_read_ids", "_read_weights", "_read_values", "_next_block")):
+        ids, weights, values = [], [], []
+        while matcher.is_active():
+            ids.append(matcher.id())
+            weights.append(matcher.weight())
+            values.append(matcher.value())
+            matcher.next()
+        yield ids, weights, values
+        return
+    while matcher.is_active():
+        matcher._read_ids()
+        matcher._read_weights()
+        matcher._read_values()
+        yield matcher._ids, matcher._weights, matcher._values
+        matcher._next_block()
+
+
+def positions_decoder(field):
+    """A function from a posting's encoded value to its positions (Whoosh's `Positions` format read directly)."""
+    if type(field.format) is formats.Positions:
+        return decode_positions
+    return field.format.decoder("positions")
+
+
+def decode_positions(value: bytes) -> list[int]:
+    """Positions of one posting in Whoosh's `Positions` format: a 4-byte count, then pickled deltas.
+
+    The pickles are Whoosh's own index files, which only the importer writes.
+    """
+    return list(accumulate(loads(value[4:] if value.endswith(b".") else value[4:] + b".")))  # noqa: S301  # nosec B301
 
 
 def _blocks(matcher, read: str, held: str, one):

@@ -17,13 +17,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from itertools import accumulate
-from pickle import loads  # nosec B403
 
-from whoosh import formats, query
+from whoosh import query
 from whoosh.reading import TermNotFound
 
-from .internals import is_null, value_blocks, weight_blocks
+from .internals import is_null, positions_decoder, value_blocks, weight_blocks
 
 #: BM25F's free parameters, as whoosh.scoring.BM25F() uses them.
 B, K1 = 0.75, 1.2
@@ -56,14 +54,17 @@ class Deadline:
 class ResultCache:
     """Scored sets of one index, shared by a worker's threads; least recently used go first."""
 
-    def __init__(self, budget: int = CACHE_POSTINGS):
+    def __init__(self, budget: int = CACHE_POSTINGS, compact: list | None = None):
         self.budget = budget
+        self.compact = compact  # per segment: its arrays (compact.SegmentPostings) or None
         self.size = 0
         self._items: OrderedDict = OrderedDict()
         self._sizes: dict = {}
         self._lock = threading.Lock()
         self.lengths: dict[str, list[int]] = {}  # field -> length of that field in each document
+        self.scaled: dict[str, list[float]] = {}  # field -> K1 * B * length / average length, per document
         self.deleted: frozenset[int] | None = None
+        self.numbers: dict[int, list[int]] = {}  # a segment's offset -> its documents' global numbers
 
     def get(self, key):
         with self._lock:
@@ -96,6 +97,8 @@ class Evaluator:
         self.cache = cache
         self.deadline = deadline or Deadline(None)
         self.leaves = [(sub.reader(), offset) for sub, offset in searcher.leaf_searchers()]
+        compact = cache.compact
+        self.arrays = compact if compact is not None and len(compact) == len(self.leaves) else [None] * len(self.leaves)
         self.doc_count = searcher.doc_count_all()
         self.capped: set[str] = set()  # prefixes and patterns that matched more than MAX_EXPANSION words
 
@@ -103,6 +106,8 @@ class Evaluator:
 
     def scores(self, q) -> Scores:
         """{docnum: score} of every document `q` matches, scored as Whoosh would."""
+        if type(q) is query.Term:  # kept by `term` already
+            return _boosted(self.term(q.fieldname, q.text), q.boost)
         key = ("q", repr(q))
         found = self.cache.get(key)
         if found is not None:
@@ -122,7 +127,7 @@ class Evaluator:
         if kind is query.Term:
             return _boosted(self.term(q.fieldname, q.text), q.boost)
         if kind is query.Or:
-            return _boosted(self._union([self.scores(child) for child in self._until_deadline(q.subqueries)]), q.boost)
+            return _boosted(self._union([self._part(child) for child in self._until_deadline(q.subqueries)]), q.boost)
         if kind is query.And:
             return _boosted(self._conjunction(q.subqueries), q.boost)
         if kind is query.AndNot:
@@ -146,6 +151,12 @@ class Evaluator:
             # a constant score of 1, and others their BM25F sum, depending on the query's class.)
             return self._multiterm(q)
         return self._by_whoosh(q)
+
+    def _part(self, child) -> Scores:
+        """A part of an OR: a plain word's scores are not kept, as the OR's are (a word's five fields once, not twice)."""
+        if type(child) is query.Term:
+            return _boosted(self.term(child.fieldname, child.text, keep=False), child.boost)
+        return self.scores(child)
 
     def _until_deadline(self, children):
         """Children in order, until the search's time runs out."""
@@ -187,8 +198,8 @@ class Evaluator:
 
     # --- terms --------------------------------------------------------------------------------
 
-    def term(self, fieldname: str, text) -> Scores:
-        """BM25F scores of one term's postings (a field's own weight for fields that are not scored)."""
+    def term(self, fieldname: str, text, keep: bool = True) -> Scores:
+        """BM25F scores of one term's postings (a field's own weight for fields that are not scored); `keep`: cache them."""
         if fieldname not in self.schema:
             return {}
         field = self.schema[fieldname]
@@ -205,25 +216,33 @@ class Evaluator:
             return self.cache.put(key, scores)
         if field.scorable:
             idf = self.searcher.idf(fieldname, btext)
-            average = self.searcher.avg_field_length(fieldname) or 1
-            lengths = self._lengths(fieldname)
+            scaled = self._scaled_lengths(fieldname)
             # bm25(idf, tf, fl, avgfl, B, K1) = idf * tf * (K1 + 1) / (tf + K1 * ((1 - B) + B * fl / avgfl)),
             # a block at a time in comprehensions: this loop is most of a first search for a word.
-            top, k1b, b_avg = idf * (K1 + 1), K1 * (1 - B), K1 * B / average
+            top, k1b = idf * (K1 + 1), K1 * (1 - B)
             for ids, weights in self._blocks(fieldname, btext):
                 pairs = zip(ids, weights, strict=True)
-                scores.update(zip(ids, [top * w / (w + k1b + b_avg * lengths[d]) for d, w in pairs], strict=True))
+                scores.update(zip(ids, [top * w / (w + k1b + scaled[d]) for d, w in pairs], strict=True))
         else:
             for ids, weights in self._blocks(fieldname, btext):
                 scores.update(zip(ids, weights, strict=True))
         deleted = self._deleted()
         if deleted:
             scores = {d: score for d, score in scores.items() if d not in deleted}
-        return self.cache.put(key, scores)
+        return self.cache.put(key, scores) if keep else scores
 
     def _blocks(self, fieldname: str, btext: bytes):
-        """(global docnums, weights) of a term's postings, a block at a time, segment by segment."""
-        for reader, offset in self.leaves:
+        """(global docnums, weights) of a term's postings, a block at a time, segment by segment.
+
+        A segment with arrays (compact.py) gives all its postings at once, without unpickling.
+        """
+        for (reader, offset), arrays in zip(self.leaves, self.arrays, strict=True):
+            if arrays is not None and arrays.has_field(fieldname):
+                ids, weights = arrays.postings(fieldname, btext)
+                if ids:
+                    # Global numbers taken from one list, not made anew: every kept score shares them.
+                    yield list(map(self._numbers(offset, reader).__getitem__, ids)), weights
+                continue
             try:
                 matcher = reader.postings(fieldname, btext)
             except TermNotFound:
@@ -250,16 +269,20 @@ class Evaluator:
         if not candidates:
             return {}
         field = self.schema[fieldname]
-        decode = _decode_positions if type(field.format) is formats.Positions else field.format.decoder("positions")
+        decode = positions_decoder(field)
         found: Scores = {}
-        for reader, offset in self.leaves:
+        for (reader, offset), arrays in zip(self.leaves, self.arrays, strict=True):
             size = reader.doc_count_all()
             local = {d - offset for d in candidates if offset <= d < offset + size}
             if not local or self.deadline.passed():
                 continue
-            positions = [_positions(reader, fieldname, field.to_bytes(word), local, decode) for word in words]
+            if slop == 1 and arrays is not None and arrays.has_field(fieldname):
+                matched = _followed(arrays, fieldname, [field.to_bytes(word) for word in words])
+            else:
+                positions = [_positions(reader, fieldname, field.to_bytes(word), local, decode) for word in words]
+                matched = {docnum for docnum in local if _in_order([p[docnum] for p in positions], slop)}
             for docnum in local:
-                if _in_order([p[docnum] for p in positions], slop):
+                if docnum in matched:
                     found[offset + docnum] = sum(part[offset + docnum] for part in parts)
         return found
 
@@ -270,9 +293,29 @@ class Evaluator:
         found = self.cache.lengths.get(fieldname)
         if found is None:
             found = []
-            for reader, _offset in self.leaves:
-                found.extend(reader.doc_field_length(d, fieldname, 1) or 1 for d in range(reader.doc_count_all()))
+            for (reader, _offset), arrays in zip(self.leaves, self.arrays, strict=True):
+                count = reader.doc_count_all()
+                kept = arrays.lengths(fieldname) if arrays is not None else None
+                if kept is not None and len(kept) == count:
+                    found.extend(kept)
+                else:
+                    found.extend(reader.doc_field_length(d, fieldname, 1) or 1 for d in range(count))
             self.cache.lengths[fieldname] = found
+        return found
+
+    def _numbers(self, offset: int, reader) -> list[int]:
+        """The global document numbers of one segment, one int object each for the life of the index."""
+        found = self.cache.numbers.get(offset)
+        if found is None:
+            found = self.cache.numbers[offset] = list(range(offset, offset + reader.doc_count_all()))
+        return found
+
+    def _scaled_lengths(self, fieldname: str) -> list[float]:
+        """K1 * B * length / average length of `fieldname` in every document: BM25F's length part, once per index."""
+        found = self.cache.scaled.get(fieldname)
+        if found is None:
+            b_avg = K1 * B / (self.searcher.avg_field_length(fieldname) or 1)
+            found = self.cache.scaled[fieldname] = [b_avg * length for length in self._lengths(fieldname)]
         return found
 
     def _deleted(self) -> frozenset[int]:
@@ -315,12 +358,23 @@ def _positions(reader, fieldname: str, btext: bytes, wanted: set[int], decode) -
     return found
 
 
-def _decode_positions(value: bytes) -> list[int]:
-    """Positions of one posting in Whoosh's `Positions` format: a 4-byte count, then pickled deltas.
+def _followed(arrays, fieldname: str, words: list[bytes]) -> set[int]:
+    """Documents of a segment where the words stand one right after another, from its position keys (C-speed sets).
 
-    The pickles are Whoosh's own index files, which only the importer writes.
+    A key is document * 2**32 + position: adding 1 to every key of a word gives the places right
+    after it, so each step keeps the places where the next word stands right after the chain so far.
     """
-    return list(accumulate(loads(value[4:] if value.endswith(b".") else value[4:] + b".")))  # noqa: S301  # nosec B301
+    chain = arrays.positions(fieldname, words[0])
+    for word in words[1:]:
+        following = arrays.positions(fieldname, word)
+        after = map((1).__add__, chain)
+        # A set of the smaller side, looked up with the other: fewer objects made.
+        chain = (
+            set(after).intersection(following) if len(chain) <= len(following) else set(following).intersection(after)
+        )
+        if not chain:
+            break
+    return {key >> 32 for key in chain}
 
 
 def _in_order(positions: list, slop: int) -> bool:

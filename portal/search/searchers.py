@@ -17,6 +17,7 @@ from pathlib import Path
 
 from whoosh import scoring
 
+from . import compact
 from .store import IndexUnavailable, index_generation, live_index_dir, open_index
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SearcherPool:
         self._caches: OrderedDict[Path, dict] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._segment_tags: dict[str, list] = {}  # segment id -> tags of each of its documents
+        self._segment_arrays: dict[str, compact.SegmentPostings] = {}  # segment id -> its postings' arrays
 
     def cache(self) -> dict:
         """A per-process cache for the index this thread's searcher reads, shared by the worker's threads.
@@ -71,13 +73,13 @@ class SearcherPool:
             state.searcher = ix.searcher(weighting=scoring.BM25F())
             state.index, state.directory, state.pid = ix, directory, os.getpid()
             state.generation = index_generation(directory)
-            state.tags = self._doc_tags(state.searcher.reader())
+            state.tags = self._doc_tags(state.searcher.reader(), directory)
             self.opened += 1
             with self._open_lock:
                 self._open.append((state.searcher, ix))
         return state.searcher, state.tags, state.generation
 
-    def _doc_tags(self, reader) -> list:
+    def _doc_tags(self, reader, directory) -> list:
         """Tag slugs per document number of `reader`, for facet counts, read only for segments not seen before.
 
         A multi-segment reader numbers documents segment after segment (`leaf_readers` gives each
@@ -89,16 +91,37 @@ class SearcherPool:
             for leaf, offset in reader.leaf_readers()
             if getattr(leaf, "segment", lambda: None)() is not None  # an empty index's reader has no segment
         ]
+        new = [segment for segment, _leaf, _offset in leaves if segment not in self._segment_tags]
+        arrays = dict(zip(new, self._load_arrays(directory, new), strict=True))
         with self._open_lock:
             known = self._segment_tags
             tables = {
-                segment: known[segment] if segment in known else _segment_tags(leaf) for segment, leaf, _ in leaves
+                segment: known[segment] if segment in known else _segment_tags(leaf, arrays.get(segment))
+                for segment, leaf, _ in leaves
             }
             self._segment_tags = tables  # the newest index's segments: older ones are not opened again
         doc_tags: list = []
         for segment, _leaf, offset in leaves:
             doc_tags[offset:] = tables[segment]
         return doc_tags
+
+    def arrays(self, searcher) -> list:
+        """The postings' arrays of each segment of this thread's searcher (None for a segment without them).
+
+        Opened once per process and segment: a segment's arrays never change, so an update opens
+        the new segment's only.
+        """
+        segments = [getattr(leaf, "segment", lambda: None)() for leaf, _offset in searcher.reader().leaf_readers()]
+        ids = [segment.segment_id() if segment is not None else "" for segment in segments]
+        found = self._load_arrays(self._local.directory, ids)
+        with self._open_lock:
+            self._segment_arrays = {i: self._segment_arrays[i] for i in ids if i in self._segment_arrays}
+        return found  # the newest index's segments only are kept
+
+    def _load_arrays(self, directory, ids: list[str]) -> list:
+        """The arrays of these segments of the index in `directory`, each opened once per process."""
+        with self._open_lock:
+            return compact.load(directory, ids, self._segment_arrays)
 
     def close(self) -> None:
         """Close every thread's searcher and its open files (an app being thrown away)."""
@@ -126,10 +149,9 @@ def _close_quietly(searcher, ix) -> None:
         log.debug("closing an old searcher failed", exc_info=True)
 
 
-def _segment_tags(segment_reader) -> list:
-    """Tag slugs of every document of one segment, deleted or not, in document order."""
-    tags = []
-    for docnum in range(segment_reader.doc_count_all()):
-        value = segment_reader.stored_fields(docnum).get("tags") or ""
-        tags.append(tuple(value.split(",")) if value else ())
-    return tags
+def _segment_tags(segment_reader, arrays) -> list:
+    """Tag slugs of every document of one segment, deleted or not, in document order: kept beside it, or read."""
+    kept = arrays.tags if arrays is not None else None
+    if kept is not None and len(kept) == segment_reader.doc_count_all():
+        return kept
+    return compact.segment_tags(segment_reader)

@@ -28,7 +28,7 @@ from whoosh.filedb.filestore import FileStorage
 from whoosh.writing import MERGE_SMALL
 
 from ..generation import GENERATION_FILE, read_generation, write_generation
-from . import analysis
+from . import analysis, compact
 from .analysis import make_schema
 from .building import write_index
 
@@ -73,7 +73,7 @@ def build_index(instance_path, documents, generation: int, *, procs: int = 1) ->
         shutil.rmtree(building, ignore_errors=True)
         raise
     ix.close()
-    final = _publish(instance, name, generation)
+    final = _publish(instance, name, generation, procs=procs)
     log.info("search index generation %s built with %d documents", generation, count)
     return final
 
@@ -187,9 +187,10 @@ def _link_files(source: Path, target: Path) -> None:
             os.link(entry.path, target / entry.name)
 
 
-def _publish(instance: Path, name: str, generation: int) -> Path:
-    """Label a finished `<name>.building` directory, rename it and swap it in; remove stale directories."""
+def _publish(instance: Path, name: str, generation: int, procs: int = 1) -> Path:
+    """Add the arrays of new segments to a finished `<name>.building` directory, label it, rename it and swap it in."""
     building = instance / (name + ".building")
+    compact.write_missing(building, procs)
     write_generation(building, generation)
     (building / FINGERPRINT_FILE).write_text(analysis_fingerprint() + "\n")
     final = instance / name
@@ -214,9 +215,10 @@ def writer_options() -> dict:
 
 @functools.cache
 def analysis_fingerprint() -> str:
-    """A hash of the analysis code, the writers' options and Whoosh's version: an index written otherwise is rebuilt, not updated."""
+    """A hash of the analysis code, the writers' options, the arrays' format and Whoosh's version: an index written otherwise is rebuilt, not updated."""
     digest = hashlib.blake2b(Path(analysis.__file__).read_bytes(), digest_size=8)
     digest.update(f"blocks={BLOCK_POSTINGS},compression={COMPRESSION},compound=False".encode())
+    digest.update(f"arrays={compact.VERSION}".encode())
     digest.update(whoosh.versionstring().encode())
     return digest.hexdigest()
 
