@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import marshal
 import multiprocessing
 import random
 
 import pytest
 from whoosh import index
 
-from portal.search import building, store
+from portal.search import building, compact, store
 from portal.search.analysis import make_schema, thin_spelling
 
 WORDS = ["cache", "redis", "select_related", "docker-compose", "N+1", "CI/CD", "the", "worker", "queue", "zeppelin"]
@@ -145,3 +146,32 @@ def test_a_writer_starts_a_new_segment_past_its_postings_limit(tmp_path, monkeyp
     assert got.pop("segments") > procs
     expected.pop("segments")
     assert got == expected
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_a_build_writes_the_arrays_its_segments_would_give(tmp_path, monkeypatch, procs):
+    # Each writer writes its segment's arrays from the postings it holds (no reading back), and
+    # they are byte for byte those read back from the segment Whoosh's reader sees.
+    monkeypatch.setattr(building, "SEGMENT_POSTINGS", 2_000)  # several segments per writer
+    read_back = []
+    monkeypatch.setattr(compact, "_write_one", lambda *args: read_back.append(args))
+    ours = store.build_index(tmp_path / "instance", documents(450), 1, procs=procs)
+    assert read_back == []  # nothing was missing: the writers wrote every segment's arrays
+    written = arrays_files(ours)
+    assert len(written) == contents(ours)["segments"] > procs
+    monkeypatch.undo()
+    for path in ours.glob(f"*{compact.SUFFIX}"):
+        path.unlink()
+    assert compact.write_missing(ours) == len(written)
+    assert arrays_files(ours) == written
+
+
+def arrays_files(directory) -> dict:
+    """Each arrays file of an index as (its head's values, the arrays' bytes): strings may be interned or not."""
+    found = {}
+    for path in directory.glob(f"*{compact.SUFFIX}"):
+        data = path.read_bytes()
+        start = len(compact.MAGIC) + 8
+        size = int.from_bytes(data[len(compact.MAGIC) : start], "little")
+        found[path.name] = (data[: len(compact.MAGIC)], marshal.loads(data[start : start + size]), data[start + size :])  # noqa: S302
+    return found

@@ -19,6 +19,7 @@ from array import array
 
 from whoosh.filedb.filestore import FileStorage
 
+from . import compact
 from .internals import SegmentBuilder, add_postings
 
 #: Documents sent to a helper at a time (round robin, so the split is the same every build).
@@ -29,52 +30,71 @@ SEGMENT_POSTINGS = 4_000_000
 
 
 class TermPool:
-    """Postings of one segment, by field and term: document numbers, weights and encoded values in arrays."""
+    """Postings of one segment, by field and term: document numbers, weights, encoded values and position keys in arrays."""
 
     def __init__(self):
         self.fields: dict[str, dict[bytes, tuple]] = {}
         self.fieldnames: set[str] = set()  # what Whoosh's pool offers its callers
         self.postings = 0
+        self._unplaced: set[str] = set()  # fields with postings that came without their positions
 
     def add(self, item) -> None:
         """Add one posting (field name, term bytes, document number, weight, value bytes)."""
         fieldname, text, docnum, weight, value = item
-        self.add_field(fieldname, docnum, [(text, 1, weight, value)], 1.0)
+        self.add_field(fieldname, docnum, [(text, 1, weight, value, None)], 1.0)
 
     def add_field(self, fieldname: str, docnum: int, postings, boost: float) -> int:
-        """Add one document's (term bytes, frequency, weight, value bytes) in a field; the sum of frequencies."""
+        """Add one document's (term bytes, frequency, weight, value bytes, positions) in a field; the sum of frequencies."""
         terms = self.fields.get(fieldname)
         if terms is None:
             terms = self.fields[fieldname] = {}
             self.fieldnames.add(fieldname)
         length = count = 0
-        for text, frequency, weight, value in postings:
+        base = docnum << 32  # a position key (compact.py): document * 2**32 + position
+        for text, frequency, weight, value, positions in postings:
             length += frequency
             count += 1
             held = terms.get(text)
             if held is None:
-                held = terms[text] = (array("I"), array("d"), bytearray(), array("I"))
-            docs, weights, values, ends = held
+                held = terms[text] = (array("I"), array("d"), bytearray(), array("I"), array("Q"))
+            docs, weights, values, ends, keys = held
             docs.append(docnum)
             weights.append(weight * boost)
             if value:
                 values += value
             ends.append(len(values))
+            if positions is None:
+                self._unplaced.add(fieldname)
+            elif len(positions) == 1:
+                keys.append(base + positions[0])
+            else:
+                keys.extend([base + position for position in positions])
         self.postings += count
         return length
 
-    def write(self, schema, fieldwriter, lengths) -> None:
-        """Write every posting, fields and terms in order, freeing each term's arrays as it goes."""
+    def write(self, schema, fieldwriter, lengths, segment: tuple[str, str] | None = None) -> None:
+        """Write every posting, fields and terms in order, freeing each term's arrays as it goes.
+
+        `segment` (folder, segment id): also write the segment's arrays beside it (`compact.SegmentArrays`)
+        from the postings held, so that the index step need not read them back.
+        """
+        arrays = compact.SegmentArrays(schema) if segment is not None and lengths is not None else None
         for fieldname in sorted(self.fields):
             terms = self.fields.pop(fieldname)
             field_lengths = _field_lengths(lengths, fieldname)
+            placed = fieldname not in self._unplaced
             fieldwriter.start_field(fieldname, schema[fieldname])
             for text in sorted(terms):
-                docs, weights, values, ends = terms.pop(text)
+                docs, weights, values, ends, keys = terms.pop(text)
+                split = _split(values, ends)
                 fieldwriter.start_term(text)
-                add_postings(fieldwriter, docs, weights, _split(values, ends), [field_lengths[d] for d in docs])
+                add_postings(fieldwriter, docs, weights, split, [field_lengths[d] for d in docs])
                 fieldwriter.finish_term()
+                if arrays is not None:
+                    arrays.add(fieldname, text, docs, weights, keys if placed else None, split)
             fieldwriter.finish_field()
+        if arrays is not None:
+            arrays.write(compact.segment_file(*segment), lengths)
 
     def save(self) -> None:
         """Nothing to spill: the postings stay in memory."""

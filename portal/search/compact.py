@@ -86,37 +86,69 @@ def _write_one(directory, segment_id: str) -> None:
 
 
 def _write_segment(leaf, target: Path) -> None:
-    """One segment's arrays: a marshalled head, then every id, every weight and every position key.
-
-    The head's table gives each word one integer (the table stays in every worker's memory): where
-    its ids and weights start and how many, and where its position keys start and how many.
-    """
-    table: dict[str, dict[bytes, int]] = {}
-    ids, weights, keys = array("I"), array("f"), array("Q")
-    for fieldname in leaf.schema.scorable_names():
-        if fieldname in NOT_KEPT:
-            continue
-        field = leaf.schema[fieldname]
-        decode = positions_decoder(field) if field.format.supports("positions") else None
-        words = table[fieldname] = {}
+    """One segment's arrays, read back from the segment Whoosh wrote (an update's, a merge's, or an older index's)."""
+    arrays = SegmentArrays(leaf.schema)
+    for fieldname in arrays.fieldnames():
         for word in leaf.lexicon(fieldname):
-            start, first_key = len(ids), len(keys)
-            for block_ids, block_weights, values in posting_blocks(leaf.postings(fieldname, word)):
+            ids, weights, values = array("I"), array("f"), []
+            for block_ids, block_weights, block_values in posting_blocks(leaf.postings(fieldname, word)):
                 ids.extend(block_ids)
                 weights.extend(block_weights)
-                if decode is not None:
-                    for docnum, value in zip(block_ids, values, strict=True):
-                        keys.extend(map((docnum << 32).__add__, decode(value)))
-            words[word] = _pack(start, len(ids) - start, first_key, len(keys) - first_key)
-    head = marshal.dumps((table, len(ids), len(keys), _lengths(leaf, list(table)), segment_tags(leaf)))
-    partial = target.with_name(target.name + ".part")
-    with open(partial, "wb") as out:
-        out.write(MAGIC + len(head).to_bytes(8, "little"))
-        out.write(head)
-        ids.tofile(out)
-        weights.tofile(out)
-        keys.tofile(out)
-    os.replace(partial, target)
+                values.extend(block_values or ())
+            arrays.add(fieldname, word, ids, weights, values=values)
+    arrays.write(target, leaf)
+
+
+class SegmentArrays:
+    """One segment's arrays, filled word by word in the order Whoosh lists fields and words, then written.
+
+    A full build fills them from the postings it holds (`building.TermPool`, with each word's
+    position keys made as it was indexed); `_write_segment` from a finished segment. Both write the
+    same bytes. The head's table gives each word one integer (the table stays in every worker's
+    memory): where its ids and weights start and how many, and where its position keys start and
+    how many.
+    """
+
+    def __init__(self, schema):
+        self.schema = schema
+        self.table: dict[str, dict[bytes, int]] = {name: {} for name in schema.scorable_names() if name not in NOT_KEPT}
+        self.ids, self.weights, self.keys = array("I"), array("f"), array("Q")
+
+    def fieldnames(self) -> list[str]:
+        """The fields kept, in the order their words must be added."""
+        return list(self.table)
+
+    def add(self, fieldname: str, word: bytes, ids, weights, keys=None, values=None) -> None:
+        """Add a word's postings (`keys`: its position keys; else decoded from the encoded `values`)."""
+        words = self.table.get(fieldname)
+        if words is None:
+            return
+        start, first_key = len(self.ids), len(self.keys)
+        self.ids.extend(ids)
+        self.weights.extend(weights if isinstance(weights, array) and weights.typecode == "f" else array("f", weights))
+        field = self.schema[fieldname]
+        if field.format.supports("positions"):
+            if keys is not None:
+                self.keys.extend(keys)
+            else:
+                decode = positions_decoder(field)
+                for docnum, value in zip(ids, values, strict=True):
+                    self.keys.extend(map((docnum << 32).__add__, decode(value)))
+        words[word] = _pack(start, len(self.ids) - start, first_key, len(self.keys) - first_key)
+
+    def write(self, target: Path, documents) -> None:
+        """Write the file, with field lengths and tags from `documents` (a segment reader or a per-document reader)."""
+        head = marshal.dumps(
+            (self.table, len(self.ids), len(self.keys), _lengths(documents, list(self.table)), segment_tags(documents))
+        )
+        partial = target.with_name(target.name + ".part")
+        with open(partial, "wb") as out:
+            out.write(MAGIC + len(head).to_bytes(8, "little"))
+            out.write(head)
+            self.ids.tofile(out)
+            self.weights.tofile(out)
+            self.keys.tofile(out)
+        os.replace(partial, target)
 
 
 def _pack(start: int, count: int, first_key: int, keys: int) -> int:

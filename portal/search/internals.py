@@ -153,7 +153,8 @@ class SegmentBuilder(SegmentWriter):
         self.perdocwriter.close()
         lengths = self.per_document_reader() if self.codec.length_stats else None
         try:
-            self.pool.write(self.schema, self.fieldwriter, lengths)
+            # The pool also writes the segment's arrays beside it (search/compact.py), named after it.
+            self.pool.write(self.schema, self.fieldwriter, lengths, (self.storage.folder, self.newsegment.segment_id()))
         finally:
             if lengths is not None:
                 lengths.close()
@@ -177,14 +178,15 @@ class SegmentBuilder(SegmentWriter):
 
 
 def field_postings(field, value):
-    """(term bytes, frequency, weight, value bytes) of each term of `value` in `field`, as `field.index` gives them.
+    """(term bytes, frequency, weight, value bytes, positions) of each term of `value` in `field`, as `field.index` gives them.
 
     A positions field whose analyzer offers `term_positions` (search.analysis.TextAnalyzer) is
-    read without Whoosh's token stream: the same terms, positions and encoded values.
+    read without Whoosh's token stream: the same terms, positions and encoded values, and the
+    positions themselves (None when read through `field.index`).
     """
     fmt, analyzer = field.format, field.analyzer
     if type(fmt) is not formats.Positions or not hasattr(analyzer, "term_positions") or not isinstance(value, str):
-        return field.index(value)
+        return [(*posting, None) for posting in field.index(value)]
     boost, encode = fmt.field_boost, fmt.encode
     return [
         (
@@ -192,6 +194,7 @@ def field_postings(field, value):
             len(positions),
             len(positions) * boost,
             _single_position(positions[0]) if len(positions) == 1 else encode(positions),
+            positions,
         )
         for term, positions in analyzer.term_positions(value).items()
     ]
