@@ -95,28 +95,24 @@ def _class_of(items) -> frozenset[str] | None:
     return frozenset(found)
 
 
-def _candidates(tokendefs: dict):
-    """A function (state, character) -> the state's rules that may match there, in order."""
+def _rule_tables(tokendefs: dict) -> tuple[dict, dict]:
+    """Per lexer class: state -> first characters of each rule, and the rules found by (state, character)."""
     entry = _STATES.get(id(tokendefs))
     if entry is None or entry[0] is not tokendefs:
         firsts = {state: [first_characters(rule[0]) for rule in rules] for state, rules in tokendefs.items()}
         entry = _STATES[id(tokendefs)] = (tokendefs, firsts, {})
-    _tokendefs, firsts, known = entry
+    return entry[1], entry[2]
 
-    def rules_at(state: str, char: str) -> list:
-        key = (state, char)
-        rules = known.get(key)
-        if rules is None:
-            if len(known) > 100_000:  # characters of every script: start again rather than grow
-                known.clear()
-            rules = known[key] = [
-                rule
-                for rule, first in zip(tokendefs[state], firsts[state], strict=True)
-                if first is None or char in first
-            ]
-        return rules
 
-    return rules_at
+def _rules_at(tokendefs: dict, firsts: dict, known: dict, key: tuple[str, str]) -> list:
+    """The rules of a state that may match at a character, in order; kept in `known`."""
+    if len(known) > 100_000:  # characters of every script: start again rather than grow
+        known.clear()
+    state, char = key
+    rules = known[key] = [
+        rule for rule, first in zip(tokendefs[state], firsts[state], strict=True) if first is None or char in first
+    ]
+    return rules
 
 
 def fast_tokens(lexer, text, stack=("root",)):
@@ -124,10 +120,14 @@ def fast_tokens(lexer, text, stack=("root",)):
     pos = 0
     end = len(text)
     tokendefs = lexer._tokens
-    rules_at = _candidates(tokendefs)
+    firsts, known = _rule_tables(tokendefs)
     statestack = list(stack)
     while 1:
-        for rexmatch, action, new_state in rules_at(statestack[-1], text[pos] if pos < end else ""):
+        key = statestack[-1], text[pos] if pos < end else ""
+        rules = known.get(key)
+        if rules is None:
+            rules = _rules_at(tokendefs, firsts, known, key)
+        for rexmatch, action, new_state in rules:
             m = rexmatch(text, pos)
             if m:
                 if action is not None:
