@@ -7,12 +7,12 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pygments.lexer import RegexLexer
+from pygments.lexer import ExtendedRegexLexer, RegexLexer
 from pygments.lexers import get_all_lexers, get_lexer_by_name
 
 from portal.rendering import render
 from portal.rendering.highlighting import _Highlighter
-from portal.rendering.lexing import fast_tokens, first_characters, uses_fast_tokens
+from portal.rendering.lexing import fast_loop_for, fast_tokens, first_characters
 
 SNIPPETS = {
     "python": 'def f(x: int = 0x1F) -> str:\n    """doc\'s"""\n    return f"{x!r:>10}" + r"\\d" if x else None\n',
@@ -30,6 +30,8 @@ SNIPPETS = {
     "css": "a:hover > b::after { content: '\\201C'; color: #fff !important; }\n",
     "diff": "--- a\n+++ b\n@@ -1 +1 @@\n-old\n+new\n",
     "text": "plain\n",
+    "ruby": "def f(a, *b, **c) = a&.b\nx = <<~EOS\n  hi #{name}\nEOS\n%w[a b].map { |s| s =~ /x/i }\n",
+    "yaml": "a: &x\n  - b: 'c'\n    d: |\n      text\n  - *x\n? e\n: [1, {f: g}]\n--- # doc\n",
 }
 #: What may trip a lexer: an empty text, no final newline, tabs, CR, Unicode, stray characters.
 EDGES = [
@@ -47,21 +49,22 @@ EDGES = [
 
 def pygments_tokens(lexer, text):
     """The tokens of Pygments' own loop."""
-    return list(RegexLexer.get_tokens_unprocessed(lexer, text))
+    base = ExtendedRegexLexer if isinstance(lexer, ExtendedRegexLexer) else RegexLexer
+    return list(base.get_tokens_unprocessed(lexer, text))
 
 
 @pytest.mark.parametrize("language", sorted(SNIPPETS))
 @pytest.mark.parametrize("edge", ["", *EDGES])
 def test_fast_tokens_are_pygments_tokens(language, edge):
     lexer = get_lexer_by_name(language)
-    if not uses_fast_tokens(lexer):
+    if not fast_loop_for(lexer):
         pytest.skip(f"{language} has a loop of its own")
     for text in (SNIPPETS[language] + edge, edge + SNIPPETS[language], SNIPPETS[language][: len(edge) * 3]):
-        assert list(fast_tokens(lexer, text)) == pygments_tokens(lexer, text)
+        assert list(fast_loop_for(lexer)(lexer, text)) == pygments_tokens(lexer, text)
 
 
 def _regex_lexer_names():
-    """One alias of every Pygments lexer that runs RegexLexer's own loop."""
+    """One alias of every Pygments lexer that runs RegexLexer's or ExtendedRegexLexer's own loop."""
     names = []
     for _name, aliases, _files, _mimes in get_all_lexers():
         if aliases:
@@ -69,7 +72,7 @@ def _regex_lexer_names():
                 lexer = get_lexer_by_name(aliases[0])
             except Exception:  # noqa: BLE001 - a lexer that needs a plugin
                 continue
-            if uses_fast_tokens(lexer):
+            if fast_loop_for(lexer):
                 names.append(aliases[0])
     return names
 
@@ -81,14 +84,14 @@ SAMPLE = "".join(SNIPPETS.values()) + "".join(EDGES)
 @pytest.mark.parametrize("language", REGEX_LEXERS)
 def test_every_regex_lexer_gives_pygments_tokens_on_mixed_code(language):
     lexer = get_lexer_by_name(language)
-    assert list(fast_tokens(lexer, SAMPLE)) == pygments_tokens(lexer, SAMPLE)
+    assert list(fast_loop_for(lexer)(lexer, SAMPLE)) == pygments_tokens(lexer, SAMPLE)
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.sampled_from(["python", "bash", "javascript", "rust", "go", "sql", "c", "html"]), st.text(max_size=80))
+@given(st.sampled_from(["python", "bash", "javascript", "rust", "go", "sql", "ruby", "toml"]), st.text(max_size=80))
 def test_any_text_gives_pygments_tokens(language, text):
     lexer = get_lexer_by_name(language)
-    assert list(fast_tokens(lexer, text)) == pygments_tokens(lexer, text)
+    assert list(fast_loop_for(lexer)(lexer, text)) == pygments_tokens(lexer, text)
 
 
 @pytest.mark.parametrize(

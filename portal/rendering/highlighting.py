@@ -6,7 +6,7 @@ import functools
 
 from pymdownx import highlight
 
-from .lexing import fast_tokens, uses_fast_tokens
+from .lexing import fast_loop_for
 
 
 class _Highlight(highlight.HighlightExtension):
@@ -34,7 +34,7 @@ class _Highlight(highlight.HighlightExtension):
 class _Highlighter(highlight.Highlight):
     """pymdownx's highlighter, with lexers kept by language (they hold no state between uses).
 
-    A kept lexer built on Pygments' RegexLexer loop lexes with `lexing.fast_tokens`: same tokens,
+    A kept lexer built on Pygments' RegexLexer loops lexes with `lexing`'s: same tokens,
     fewer regular expressions tried.
     """
 
@@ -50,8 +50,9 @@ class _Highlighter(highlight.Highlight):
             if len(self._lexers) >= self.KEEP:
                 self._lexers.clear()
             lexer, name = super().get_lexer(src, language, inline, stripnl)
-            if uses_fast_tokens(lexer):  # kept here only: other users of the class keep Pygments' loop
-                lexer.get_tokens_unprocessed = functools.partial(fast_tokens, lexer)
+            loop = fast_loop_for(lexer)
+            if loop:  # kept here only: other users of the class keep Pygments' loop
+                lexer.get_tokens_unprocessed = functools.partial(loop, lexer)
             self._lexers[key] = lexer, name
         return self._lexers[key]
 

@@ -15,8 +15,8 @@ import re
 from re import _constants as sre  # the parse tree's opcodes
 from re import _parser
 
-from pygments.lexer import RegexLexer
-from pygments.token import Error, Whitespace, _TokenType
+from pygments.lexer import ExtendedRegexLexer, LexerContext, RegexLexer
+from pygments.token import Error, Text, Whitespace, _TokenType
 
 #: How many characters a set may hold before it counts as unknown.
 _MOST_CHARS = 512
@@ -29,9 +29,14 @@ _ANCHORS_PAST |= {sre.AT_UNI_BOUNDARY, sre.AT_UNI_NON_BOUNDARY}
 _STATES: dict[int, tuple[dict, dict, dict]] = {}
 
 
-def uses_fast_tokens(lexer) -> bool:
-    """Whether `fast_tokens` may stand in for this lexer's own `get_tokens_unprocessed`."""
-    return isinstance(lexer, RegexLexer) and type(lexer).get_tokens_unprocessed is RegexLexer.get_tokens_unprocessed
+def fast_loop_for(lexer):
+    """`fast_tokens` or `fast_context_tokens` if one may stand in for this lexer's loop, else None."""
+    own = type(lexer).get_tokens_unprocessed
+    if own is RegexLexer.get_tokens_unprocessed:
+        return fast_tokens
+    if own is ExtendedRegexLexer.get_tokens_unprocessed:
+        return fast_context_tokens
+    return None
 
 
 def first_characters(rexmatch) -> frozenset[str] | None:
@@ -170,3 +175,65 @@ def fast_tokens(lexer, text, stack=("root",)):
                 continue
             yield pos, Error, text[pos]
             pos += 1
+
+
+def fast_context_tokens(lexer, text=None, context=None):
+    """`ExtendedRegexLexer.get_tokens_unprocessed` (Pygments 2.21), skipping rules that cannot start here.
+
+    Its state is `ctx.stack[-1]` at the top of each turn, as Pygments' loop reads it again after
+    every callback and transition (a callback may change the stack).
+    """
+    tokendefs = lexer._tokens
+    firsts, known = _rule_tables(tokendefs)
+    if not context:
+        ctx = LexerContext(text, 0)
+    else:
+        ctx = context
+        text = ctx.text
+    while 1:
+        key = ctx.stack[-1], text[ctx.pos : ctx.pos + 1] if ctx.pos < ctx.end else ""
+        rules = known.get(key)
+        if rules is None:
+            rules = _rules_at(tokendefs, firsts, known, key)
+        for rexmatch, action, new_state in rules:
+            m = rexmatch(text, ctx.pos, ctx.end)
+            if m:
+                if action is not None:
+                    if type(action) is _TokenType:
+                        yield ctx.pos, action, m.group()
+                        ctx.pos = m.end()
+                    else:
+                        yield from action(lexer, m, ctx)
+                # CAUTION: callback must set ctx.pos!
+                if new_state is not None:
+                    # state transition
+                    if isinstance(new_state, tuple):
+                        for state in new_state:
+                            if state == "#pop":
+                                if len(ctx.stack) > 1:
+                                    ctx.stack.pop()
+                            elif state == "#push":
+                                ctx.stack.append(ctx.stack[-1])
+                            else:
+                                ctx.stack.append(state)
+                    elif isinstance(new_state, int):
+                        if abs(new_state) >= len(ctx.stack):
+                            del ctx.stack[1:]
+                        else:
+                            del ctx.stack[new_state:]
+                    elif new_state == "#push":
+                        ctx.stack.append(ctx.stack[-1])
+                    else:
+                        raise AssertionError(f"wrong state def: {new_state!r}")
+                break
+        else:
+            if ctx.pos >= ctx.end or ctx.pos >= len(text):
+                break
+            if text[ctx.pos] == "\n":
+                # at EOL, reset state to "root"
+                ctx.stack = ["root"]
+                yield ctx.pos, Text, "\n"
+                ctx.pos += 1
+                continue
+            yield ctx.pos, Error, text[ctx.pos]
+            ctx.pos += 1
