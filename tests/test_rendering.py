@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import markdown
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,7 +10,7 @@ from markdown.inlinepatterns import InlineProcessor
 
 from portal.content import ContentError
 from portal.rendering import _new_markdown, render
-from portal.rendering.bounded import _Blocks
+from portal.rendering.bounded import _BlockLevel, _Blocks
 
 
 def test_code_highlighting_classes_survive_sanitizing():
@@ -304,3 +305,21 @@ def test_blocks_behave_as_the_list_python_markdown_expects(blocks, operations):
                 outcomes.append(IndexError)
         assert outcomes[0] == outcomes[1]
         assert list(actual) == expected and len(actual) == len(expected) and bool(actual) == bool(expected)
+
+
+@pytest.mark.parametrize(
+    "tag", ["div", "DIV", "p/", "span", "pre", "custom-tag", "", "details", "summary", 12, None, print]
+)
+def test_block_level_tags_by_set_answer_as_python_markdown(tag):
+    md, _ = _new_markdown()
+    assert isinstance(md.is_block_level, _BlockLevel)  # the set, not Python-Markdown's list scan
+    assert md.is_block_level(tag) is markdown.Markdown.is_block_level(md, tag)
+
+
+def test_block_level_tags_follow_a_list_changed_after_the_build():
+    md, _ = _new_markdown()
+    assert not md.is_block_level("custom-tag")
+    md.block_level_elements.append("custom-tag")
+    assert md.is_block_level("custom-tag")
+    md.block_level_elements = ["span"]
+    assert md.is_block_level("span") and not md.is_block_level("div")
