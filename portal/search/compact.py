@@ -12,8 +12,10 @@ step writes `<segment>.nxp`, read a slice at a time:
 - each field's length in every document, and each document's tags: read once per worker,
   where Whoosh's reader takes a call (or a stored-fields read) per document.
 
-A segment never changes once written (deletions are kept in the TOC), so an update writes the
-file of its new segment only, and Whoosh deletes it with the segment (its name matches
+A full build's writers (`building.TermPool`) fill each segment's arrays from the postings they
+hold, as they write the segment; an update or a merge reads its new segment back
+(`write_missing`). A segment never changes once written (deletions are kept in the TOC), so an
+update writes the file of its new segment only, and Whoosh deletes it with the segment (its name matches
 Whoosh's pattern for a segment's files). A segment without a readable file is read from
 Whoosh's postings as before.
 """
