@@ -111,6 +111,15 @@ def random_collection(content, seed: int, count: int = 40) -> Corpus:
     return corpus
 
 
+def imported_collection(make_app, tmp_path, seed: int, count: int = 40):
+    """A random collection in `tmp_path/content`, and an app that has imported it."""
+    content = tmp_path / "content"
+    corpus = random_collection(content, seed, count)
+    app = make_app(content)
+    do_import(app, content)
+    return content, corpus, app
+
+
 def outcome_figures(app, text: str, **options) -> tuple:
     """What a search page shows: slugs, scores, missing words, total, full matches, facets, snippets."""
     pool = app.extensions["nexus.searchers"]
@@ -123,10 +132,7 @@ def outcome_figures(app, text: str, **options) -> tuple:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_arrays_hold_whooshs_postings_after_builds_updates_and_merges(make_app, tmp_path, seed):
-    content = tmp_path / "content"
-    corpus = random_collection(content, seed)
-    app = make_app(content)
-    do_import(app, content)
+    content, corpus, app = imported_collection(make_app, tmp_path, seed)
     assert_arrays_equal_postings(store.live_index_dir(app.instance_path))
     counts = []
     for kind in KINDS:  # each an incremental update: a new segment, deletions in older ones; merges after
@@ -149,10 +155,7 @@ def test_arrays_hold_whooshs_postings_after_builds_updates_and_merges(make_app, 
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_scores_from_the_arrays_are_those_of_whooshs_postings(make_app, tmp_path, seed):
-    content = tmp_path / "content"
-    corpus = random_collection(content, seed)
-    app = make_app(content)
-    do_import(app, content)
+    content, corpus, app = imported_collection(make_app, tmp_path, seed)
     for _ in range(3):  # several segments, with deleted documents
         corpus.change("edit")
         corpus.change("delete")
@@ -181,10 +184,7 @@ def remove_arrays(app) -> list:
 
 @pytest.mark.parametrize("damage", ["missing", "truncated", "garbage"])
 def test_searches_are_the_same_without_the_arrays(make_app, tmp_path, damage):
-    content = tmp_path / "content"
-    corpus = random_collection(content, 5, count=60)
-    app = make_app(content)
-    do_import(app, content)
+    content, corpus, app = imported_collection(make_app, tmp_path, 5, count=60)
     corpus.change("edit")
     corpus.change("delete")
     do_import(app, content)
@@ -209,10 +209,7 @@ def test_searches_are_the_same_without_the_arrays(make_app, tmp_path, damage):
 
 
 def test_an_index_without_arrays_gets_them_with_the_next_import(make_app, tmp_path):
-    content = tmp_path / "content"
-    corpus = random_collection(content, 6)
-    app = make_app(content)
-    do_import(app, content)
+    content, corpus, app = imported_collection(make_app, tmp_path, 6)
     assert remove_arrays(app)
     corpus.change("add")
     do_import(app, content)  # an incremental update: every segment gets its file, not only the new one
@@ -253,10 +250,7 @@ def test_a_worker_opens_each_segments_arrays_once(make_app, tmp_path):
 
 
 def test_filters_and_arrays_agree(make_app, tmp_path):
-    content = tmp_path / "content"
-    random_collection(content, 7)
-    app = make_app(content)
-    do_import(app, content)
+    content, _corpus, app = imported_collection(make_app, tmp_path, 7)
     directory = store.live_index_dir(app.instance_path)
     ix = store.open_index(directory)
     with ix.searcher(weighting=scoring.BM25F()) as searcher:
