@@ -178,10 +178,8 @@ def check_command(path):
     for error in found.problems:
         click.echo(f"error: {error}", err=True)
     problems = len(found.problems)
-    files = found.files
-    for file in files:
+    for relative in found.relative:
         try:
-            relative = file.relative_to(root).as_posix()
             parse_bytes(
                 relative,
                 read_entry_file(root, relative, follow_external=follow),
@@ -190,7 +188,7 @@ def check_command(path):
         except ContentError as error:
             click.echo(f"error: {error}", err=True)
             problems += 1
-    click.echo(f"{len(files)} files checked, {problems} with errors")
+    click.echo(f"{len(found.relative)} files checked, {problems} with errors")
     if problems:
         sys.exit(1)
 
