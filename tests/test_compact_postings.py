@@ -14,13 +14,10 @@ import random
 from array import array
 
 import pytest
-from whoosh import index as whoosh_index
 from whoosh import scoring
-from whoosh.writing import NO_MERGE
 
 from portal import indexing
 from portal.search import compact, engine, store
-from portal.search.analysis import make_schema
 from portal.search.internals import weight_blocks
 from portal.search.parsing import build_filter, plan_query
 from portal.search.postings import Evaluator, ResultCache
@@ -291,23 +288,3 @@ def test_phrases_from_position_keys_are_those_of_whooshs_positions(make_app, tmp
         assert with_arrays.keys() == whoosh.keys(), phrase
         found_any += bool(with_arrays)
     assert found_any > len(phrases) // 2
-
-
-def test_segments_written_in_parallel_are_the_same_files(tmp_path):
-    # A full build on several cores writes each segment's arrays in a forked process of its own.
-    folders = [tmp_path / "one", tmp_path / "many"]
-    for folder in folders:
-        folder.mkdir()
-        ix = whoosh_index.create_in(str(folder), make_schema())
-        for part in range(3):
-            with ix.writer(**store.writer_options()) as writer:
-                writer.mergetype = NO_MERGE
-                for n in range(5):
-                    words = " ".join(random.Random(part * 10 + n).sample(WORDS, 8))
-                    writer.add_document(slug=f"{part}-{n}", title=words[:20], body=words, tags="python,redis")
-        ix.close()
-    assert compact.write_missing(folders[0], 1) == 3
-    assert compact.write_missing(folders[1], 3) == 3
-    written = [sorted(path.read_bytes() for path in folder.glob(f"*{compact.SUFFIX}")) for folder in folders]
-    assert written[0] == written[1] and len(written[0]) == 3  # segment names are random, contents not
-    assert compact.write_missing(folders[1], 3) == 0  # nothing missing

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import marshal
-import multiprocessing
 import os
 import sys
 from array import array
@@ -48,19 +47,14 @@ def segment_file(directory, segment_id: str) -> Path:
     return Path(directory) / f"{segment_id}{SUFFIX}"
 
 
-def write_missing(directory, procs: int = 1) -> int:
+def write_missing(directory) -> int:
     """Write the arrays of every segment of the index in `directory` that has none; how many were written.
 
-    `procs` > 1 (a full build, whose caller found forking safe): segments are written in forked
-    processes at once, as Whoosh's own writer forks for them.
+    A full build's writers have written theirs; an update's or a merge's new segment has none yet.
     """
     missing = [segment_id for segment_id in _segment_ids(directory) if not segment_file(directory, segment_id).exists()]
-    if procs > 1 and len(missing) > 1:
-        with multiprocessing.get_context("fork").Pool(min(procs, len(missing))) as pool:
-            pool.starmap(_write_one, [(str(directory), segment_id) for segment_id in missing])
-    else:
-        for segment_id in missing:
-            _write_one(directory, segment_id)
+    for segment_id in missing:
+        _write_one(directory, segment_id)
     return len(missing)
 
 

@@ -73,7 +73,7 @@ def build_index(instance_path, documents, generation: int, *, procs: int = 1) ->
         shutil.rmtree(building, ignore_errors=True)
         raise
     ix.close()
-    final = _publish(instance, name, generation, procs=procs)
+    final = _publish(instance, name, generation)
     log.info("search index generation %s built with %d documents", generation, count)
     return final
 
@@ -187,10 +187,10 @@ def _link_files(source: Path, target: Path) -> None:
             os.link(entry.path, target / entry.name)
 
 
-def _publish(instance: Path, name: str, generation: int, procs: int = 1) -> Path:
+def _publish(instance: Path, name: str, generation: int) -> Path:
     """Add the arrays of new segments to a finished `<name>.building` directory, label it, rename it and swap it in."""
     building = instance / (name + ".building")
-    compact.write_missing(building, procs)
+    compact.write_missing(building)
     write_generation(building, generation)
     (building / FINGERPRINT_FILE).write_text(analysis_fingerprint() + "\n")
     final = instance / name
