@@ -46,7 +46,7 @@ from sqlalchemy.exc import OperationalError
 from .generation import announce_generation, current_generation, read_generation
 from .indexing import sync_index
 from .locking import ImportBusy, import_lock
-from .models import GENERATION_CHANNEL, db
+from .models import GENERATION_CHANNEL, db, first_line
 from .search import store
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class IndexSync:
             except ImportBusy:
                 log.debug("index sync skipped: an import or index update is running on this node")
             except OperationalError as error:
-                log.warning("index sync: the database does not answer (%s)", _first_line(error.orig or error))
+                log.warning("index sync: the database does not answer (%s)", first_line(error))
             except Exception:
                 log.exception("updating the search index from the database failed")
             finally:
@@ -175,7 +175,7 @@ class GenerationListener:
                     self.follow()  # whatever was committed while nobody listened
                     self._follow_notifications(connection)
             except psycopg.Error as error:
-                log.warning("index listener: %s; reconnecting in %.1fs", _first_line(error), self._backoff(failures))
+                log.warning("index listener: %s; reconnecting in %.1fs", first_line(error), self._backoff(failures))
             except Exception:
                 log.exception("index listener failed; restarting in %.1fs", self._backoff(failures))
             self.listening.clear()
@@ -212,7 +212,7 @@ class GenerationListener:
                         sync_index(instance)
                         self.syncs += 1
             except OperationalError as error:  # the connection will tell, and be reopened
-                log.warning("index listener: the database does not answer (%s)", _first_line(error.orig or error))
+                log.warning("index listener: the database does not answer (%s)", first_line(error))
             except Exception:
                 log.exception("index listener: updating the search index failed")
             finally:
@@ -228,11 +228,6 @@ class GenerationListener:
         kwargs.pop("context", None)  # SQLAlchemy's type adapters: not needed to listen
         kwargs.setdefault("connect_timeout", 10)
         return psycopg.connect(*args, **kwargs, autocommit=True, application_name=APPLICATION_NAME)
-
-
-def _first_line(error: BaseException) -> str:
-    """The first line of an error's message: drivers add hints on the lines after."""
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def start_listener(app: Flask) -> GenerationListener | None:

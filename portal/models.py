@@ -29,6 +29,12 @@ entry_tags = Table(
 )
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of a database error's message, the driver's own if it wraps one: drivers add hints on the lines after."""
+    error = getattr(error, "orig", None) or error
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 def utcnow() -> dt.datetime:
     """Naive UTC now, the form stored in every timestamp column."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)

@@ -149,13 +149,15 @@ def test_no_edit_link_without_the_setting(client):
     assert "Edit this page" not in client.get("/entries/technologies/celery").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/", "/tags/", "/search?q=json"])
+@pytest.mark.parametrize("path", ["/", "/tags", "/search?q=json"])
 def test_the_site_description_is_the_collections_own(make_app, tmp_path, path):
     root = tmp_path / "til"
     write_entry(root, "sqlite/json-extract.md", "# JSON extract\n\nBody about json.\n")
     app = make_app(root, SITE_DESCRIPTION="Josh's daily notes on Rails & Postgres.")
     assert do_import(app, root).errors == []
-    html = app.test_client().get(path).get_data(as_text=True)
+    response = app.test_client().get(path)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
     footer = html[html.index('<footer class="site-footer"') :]
     assert "Josh&#39;s daily notes on Rails &amp; Postgres." in footer
     assert "backend engineering" not in html

@@ -127,3 +127,22 @@ def test_entry_html_is_not_escaped_twice_and_scripts_never_render(client, conten
     assert "<script>alert(1)</script>" not in html
     assert "Title &lt;b&gt;x&lt;/b&gt;" in html
     assert "Text &amp; more." in html
+
+
+@pytest.mark.parametrize("message", ["", "connection refused\nIs the server running?"])
+def test_pages_render_without_navigation_when_the_outline_query_fails(client, monkeypatch, caplog, message):
+    # Even a driver error with no message at all: the page renders, the log has one line.
+    from sqlalchemy.exc import OperationalError
+
+    from portal import queries
+
+    def down():
+        raise OperationalError("SELECT", {}, Exception(message))
+
+    monkeypatch.setattr(queries, "collection_outline", down)
+    response = client.get("/tags")
+    assert response.status_code == 200
+    warned = [r.getMessage() for r in caplog.records if "no navigation" in r.getMessage()]
+    assert warned == [
+        f"no navigation for this page: the database did not answer ({message.splitlines()[0] if message else 'Exception'})"
+    ]

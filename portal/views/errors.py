@@ -6,6 +6,8 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError, ServiceUnavailable
 
+from ..models import first_line
+
 
 def _wants_json() -> bool:
     return request.path == "/api" or request.path.startswith("/api/")
@@ -42,8 +44,7 @@ def _handle_database_down(error: OperationalError | InterfaceError):
     """The database does not answer (restarting, unreachable): a 503 page that says so, logged in one line."""
     from flask import current_app
 
-    reason = (str(error.orig or error).strip().splitlines() or ["?"])[0]
-    current_app.logger.warning("database unavailable on %s: %s", request.path, reason)
+    current_app.logger.warning("database unavailable on %s: %s", request.path, first_line(error))
     body, status, headers = _handle_http(
         ServiceUnavailable("The database is not answering. Please try again in a moment.")
     )

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .. import queries
 from ..kinds import KIND_ALIASES
+from ..models import first_line
 from ..outline import Outline
 from ..related import related_entries
 from .args import page_arg
@@ -25,8 +26,7 @@ def site_outline() -> Outline:
         return queries.collection_outline()
     except SQLAlchemyError as error:
         # One line, as every database outage is logged (views/errors.py): a traceback per page says nothing more.
-        reason = str(getattr(error, "orig", None) or error).splitlines()[0]
-        log.warning("no navigation for this page: the database did not answer (%s)", reason)
+        log.warning("no navigation for this page: the database did not answer (%s)", first_line(error))
         return Outline()
 
 
