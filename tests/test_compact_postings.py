@@ -244,6 +244,8 @@ def test_a_worker_opens_each_segments_arrays_once(make_app, tmp_path):
     with app.app_context():
         outcome = engine.run_search(pool, "quixotic")
     assert [hit.slug for hit in outcome.hits] == ["n/new"]
+    pool.close()  # an app thrown away closes the arrays' files with its searchers
+    assert all(arrays._fd is None for arrays in second)
 
 
 def test_filters_and_arrays_agree(make_app, tmp_path):

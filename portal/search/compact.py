@@ -185,9 +185,14 @@ class SegmentPostings:
             self._fd, path
         )
 
-    def __del__(self):
+    def close(self) -> None:
+        """Close the file (an app being thrown away; otherwise when the last reference goes)."""
         if self._fd is not None:
             os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        self.close()
 
     def has_field(self, fieldname: str) -> bool:
         """Whether this file holds the field's postings."""

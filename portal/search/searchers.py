@@ -127,8 +127,11 @@ class SearcherPool:
         """Close every thread's searcher and its open files (an app being thrown away)."""
         with self._open_lock:
             handles, self._open = self._open, []
+            arrays, self._segment_arrays = self._segment_arrays, {}
         for searcher, ix in handles:
             _close_quietly(searcher, ix)
+        for segment_arrays in arrays.values():
+            segment_arrays.close()
 
     def _close(self, state):
         """Close this thread's searcher (after a swap); a forked child leaves its parent's alone."""
