@@ -34,7 +34,6 @@ class TermPool:
 
     def __init__(self):
         self.fields: dict[str, dict[bytes, tuple]] = {}
-        self.fieldnames: set[str] = set()  # what Whoosh's pool offers its callers
         self.postings = 0
         self._unplaced: set[str] = set()  # fields with postings that came without their positions
 
@@ -48,7 +47,6 @@ class TermPool:
         terms = self.fields.get(fieldname)
         if terms is None:
             terms = self.fields[fieldname] = {}
-            self.fieldnames.add(fieldname)
         length = count = 0
         base = docnum << 32  # a position key (compact.py): document * 2**32 + position
         for text, frequency, weight, value, positions in postings:
@@ -95,9 +93,6 @@ class TermPool:
             fieldwriter.finish_field()
         if arrays is not None:
             arrays.write(compact.segment_file(*segment), lengths)
-
-    def save(self) -> None:
-        """Nothing to spill: the postings stay in memory."""
 
     def cleanup(self) -> None:
         """Forget every posting."""
