@@ -54,12 +54,15 @@ import: install
 reindex: install
 	$(BIN)/flask --app portal reindex
 
+# Test processes (pytest-xdist): one per core; TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= auto
+
 ## test: install what the suite needs (system packages too, as root on Debian), lint, run every test
 test: install-dev system-deps
 	$(BIN)/ruff check portal tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff format --check portal tests bench wsgi.py gunicorn.conf.py
 	$(BIN)/bandit -q -r portal
-	scripts/with-postgres.sh $(BIN)/python -m pytest
+	scripts/with-postgres.sh $(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: install-dev
 	$(BIN)/ruff check portal tests bench wsgi.py gunicorn.conf.py
