@@ -29,7 +29,7 @@ from .indexing import rebuild_index, sync_index  # noqa: F401 - `flask reindex` 
 from .links import link_resolver
 from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
-from .rendering import RENDERER_VERSION
+from .render_version import RENDERER_VERSION
 from .report import ImportReport
 from .sandbox import Budget, Sandbox, process_count
 from .scanning import Scan, Scanner, scan_folder, scan_paths
