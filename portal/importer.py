@@ -119,7 +119,7 @@ def _import_locked(root: Path, instance_path, options: _Options, progress=None) 
     if report.changed:
         announce_generation(instance_path, generation)
     with report.timed("index"):
-        if report.changed or store.check_index(instance_path)[0] != generation:
+        if report.changed or store.live_generation(instance_path) != generation:
             sync_index(instance_path)
             report.indexed = True
     report.generation = generation

@@ -299,6 +299,17 @@ def live_index_state(instance_path) -> IndexState | None:
     )
 
 
+def live_generation(instance_path) -> int | None:
+    """The generation the live index was built from, without opening it; None if there is no live index.
+
+    What an import that changed nothing asks: opening the index would load Whoosh's readers and
+    codec for nothing. An index that no longer opens is rebuilt by the next import that changes
+    something, at start-up (`importer.ensure_ready`) and by `flask reindex`.
+    """
+    directory = live_index_dir(instance_path)
+    return None if directory is None else index_generation(directory)
+
+
 def check_index(instance_path) -> tuple[int | None, int | None]:
     """(generation, document count) of the live index, or (None, None) if it will not open."""
     directory = live_index_dir(instance_path)
