@@ -2,6 +2,7 @@
 
 from portal import create_app
 from portal.config import require_secret_key
+from portal.search import engine  # noqa: F401 - a worker loads the search engine before its first search, not during it
 
 app = create_app()
 require_secret_key(app)

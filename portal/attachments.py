@@ -14,6 +14,7 @@ download (`application/octet-stream`), so a note cannot make the site host an ac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mimetypes
 import os
@@ -25,10 +26,18 @@ from urllib.parse import quote
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 URL_PREFIX = "files"
 
-#: Python's built-in table only (the machine's /etc/mime.types would make types differ between nodes).
-_TYPES = mimetypes.MimeTypes()
-for _extension, _type in {".webp": "image/webp", ".avif": "image/avif", ".md": "text/markdown"}.items():
-    _TYPES.add_type(_type, _extension)
+
+@functools.cache
+def _types() -> mimetypes.MimeTypes:
+    """Python's built-in table only (the machine's /etc/mime.types would make types differ between nodes).
+
+    Built on first use: an import that reads no linked file (one that changed nothing) never needs it.
+    """
+    types = mimetypes.MimeTypes()
+    for extension, media_type in {".webp": "image/webp", ".avif": "image/avif", ".md": "text/markdown"}.items():
+        types.add_type(media_type, extension)
+    return types
+
 
 SVG = "image/svg+xml"
 #: Types a browser shows without running anything of the file's (besides SVG, which is sandboxed).
@@ -141,7 +150,7 @@ def read_blob(info: FileInfo) -> bytes | None:
 
 def guess_type(path: str) -> str:
     """The media type a file's name suggests; unknown names are plain bytes."""
-    return _TYPES.guess_type(path, strict=False)[0] or DOWNLOAD_TYPE
+    return _types().guess_type(path, strict=False)[0] or DOWNLOAD_TYPE
 
 
 def serving(media_type: str) -> tuple[str, bool, str | None]:

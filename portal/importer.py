@@ -29,7 +29,7 @@ from .indexing import rebuild_index, sync_index  # noqa: F401 - `flask reindex` 
 from .links import link_resolver
 from .locking import import_lock
 from .models import Entry, Tag, db, entry_tags, utcnow
-from .rendering import RENDERER_VERSION
+from .render_version import RENDERER_VERSION
 from .report import ImportReport
 from .sandbox import Budget, Sandbox, process_count
 from .scanning import Scan, Scanner, scan_folder, scan_paths
@@ -119,7 +119,7 @@ def _import_locked(root: Path, instance_path, options: _Options, progress=None) 
     if report.changed:
         announce_generation(instance_path, generation)
     with report.timed("index"):
-        if report.changed or store.check_index(instance_path)[0] != generation:
+        if report.changed or store.live_generation(instance_path) != generation:
             sync_index(instance_path)
             report.indexed = True
     report.generation = generation

@@ -25,7 +25,10 @@ from sqlalchemy.orm import load_only
 from .generation import current_generation
 from .models import Entry, ImportRun, IndexChange, db
 from .sandbox import helpers_die_with_me, process_count
-from .search import analysis, store
+from .search import store
+
+# The analysis (and Whoosh's fields under it) is imported by the functions that write documents:
+# an import that changed nothing never writes any.
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,8 @@ def _changed_since(state: store.IndexState | None, generation: int) -> tuple[set
 
 def _update(instance_path, generation: int, slugs: set[str]) -> int:
     """Replace the documents of `slugs` with those entries as the database holds them now; the count written."""
+    from .search import analysis  # lazy: see the imports
+
     documents = []
     ordered = sorted(slugs)
     for start in range(0, len(ordered), BATCH):
@@ -132,6 +137,8 @@ def _update(instance_path, generation: int, slugs: set[str]) -> int:
 
 def _build(instance_path, generation: int) -> tuple[int, int]:
     """Write a whole new index from every entry; (documents written, writer processes)."""
+    from .search import analysis  # lazy: see the imports
+
     count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
     entries = db.session.scalars(_indexed(select(Entry).order_by(Entry.id)).execution_options(yield_per=500))
     with helpers_die_with_me():
@@ -143,6 +150,8 @@ def _build(instance_path, generation: int) -> tuple[int, int]:
 
 def _indexed(statement):
     """`statement` loading only the columns an entry's document is made of (`analysis.INDEXED_COLUMNS`), not its HTML."""
+    from .search import analysis  # lazy: see the imports
+
     columns = (getattr(Entry, name) for name in analysis.INDEXED_COLUMNS)
     return statement.options(load_only(*columns, raiseload=True))
 

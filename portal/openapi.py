@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import re
 
-from apispec import APISpec
-from apispec.yaml_utils import load_operations_from_docstring
 from flask import Flask
 
 from .kinds import KINDS
-from .search import engine
 from .security import MAX_QUERY_STRING
 
 OPENAPI_VERSION = "3.0.3"
@@ -24,7 +21,8 @@ API_VERSION = "1.0.0"
 API_PREFIX = "/api/"
 
 MAX_PAGE = 10_000
-MAX_PER_PAGE = engine.MAX_PER_PAGE
+#: The most entries or results one page of a listing or a search may hold.
+MAX_PER_PAGE = 50
 ENTRIES_PER_PAGE = 20
 SEARCH_PER_PAGE = 10
 ENTRY_SORTS = ("newest", "title")
@@ -279,6 +277,7 @@ def _schemas() -> dict[str, dict]:
 
 def _parameters() -> dict[str, dict]:
     """Query parameters shared by several operations."""
+    from .search.engine import SORTS as SEARCH_SORTS  # lazy: the document is built on first use, Whoosh with it
 
     def tag_list(meaning: str) -> dict:
         return {
@@ -312,7 +311,7 @@ def _parameters() -> dict[str, dict]:
         },
         "entry_sort": dict(sort(ENTRY_SORTS, "newest"), name="sort"),
         "tag_sort": dict(sort(TAG_SORTS, "count"), name="sort", description="By entry count (most first) or by name."),
-        "search_sort": dict(sort(engine.SORTS, "relevance"), name="sort"),
+        "search_sort": dict(sort(SEARCH_SORTS, "relevance"), name="sort"),
         "all": tag_list("Entries must carry every one of these tags."),
         "any": tag_list("Entries must carry at least one of these tags."),
         "not": tag_list("Entries must carry none of these tags."),
@@ -361,6 +360,9 @@ def api_rules(app: Flask) -> list:
 
 def build_spec(app: Flask) -> dict:
     """The OpenAPI document for every documented rule under /api/."""
+    from apispec import APISpec  # lazy: the document is built on first use, not with the views
+    from apispec.yaml_utils import load_operations_from_docstring
+
     spec = APISpec(
         title=f"{app.config['SITE_NAME']} API",
         version=API_VERSION,

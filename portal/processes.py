@@ -7,18 +7,32 @@ so a render job carries only a path, a slug and a body.
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .content import ContentError, ParsedEntry, parse_bytes
 from .folder import INTRO_FILE
 from .links import link_resolver
-from .rendering import Rendered, render
 from .sandbox import Sandbox
+
+if TYPE_CHECKING:
+    from .rendering import Rendered
 
 log = logging.getLogger(__name__)
 
 _resolve = None  # the link resolver of a worker process, set by `_set_links`
 _attach = None  # its attachment resolver (an AttachmentFiles), likewise
+
+
+def render(body: str, **options) -> Rendered:
+    """`rendering.render`, loaded on first use: an import that changed nothing never loads Markdown and Pygments."""
+    from .rendering import render as render_markdown  # lazy: see `_load_renderer`
+
+    return render_markdown(body, **options)
+
+
+def _load_renderer() -> None:
+    """Load the renderer before the sandbox forks its workers, so that they inherit it instead of each loading it."""
+    from . import rendering  # noqa: F401 - lazy: only imports with something to parse or render need it
 
 
 def render_entry(entry, resolve, attach=None) -> tuple[Rendered, list[str]]:
@@ -39,6 +53,8 @@ def parse_entries(
     sandbox: Sandbox, files: list[tuple[str, bytes]], folder_tags: bool
 ) -> list[ParsedEntry | ContentError]:
     """Parse (relative path, bytes) pairs in the sandbox, results in order."""
+    if files:  # the entries parsed are rendered next, in the same workers
+        _load_renderer()
     results = sandbox.run(_parse, [(relative, (relative, raw, folder_tags)) for relative, raw in files])
     if files:
         log.info("parsed %d files in %d processes", len(files), sandbox.used)
@@ -47,6 +63,8 @@ def parse_entries(
 
 def render_entries(sandbox: Sandbox, entries: list, slugs_by_path: dict[str, str], attach=None) -> dict:
     """path -> (Rendered, link keys), or the ContentError that stopped it, for every entry; `attach` resolves files."""
+    if entries:
+        _load_renderer()
     sandbox.setup(_set_links, slugs_by_path, attach)
     jobs = [RenderJob(e.path, e.slug, e.body) for e in entries]
     results = sandbox.run(_render_job, [(job.path, (job,)) for job in jobs])
@@ -57,6 +75,7 @@ def render_entries(sandbox: Sandbox, entries: list, slugs_by_path: dict[str, str
 
 def render_intro(sandbox: Sandbox, source: str, slugs_by_path: dict[str, str], attach=None):
     """`_intro.md` rendered (its links resolved, no files served), or the ContentError that stopped it."""
+    _load_renderer()
     sandbox.setup(_set_links, slugs_by_path, attach)  # as for the entries: nothing sent again
     job = RenderJob(INTRO_FILE, "", source)
     return sandbox.run(_render_intro_job, [(INTRO_FILE, (job,))])[0]

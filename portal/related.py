@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Row
 
 from . import queries
 from .models import Entry
-from .search import engine
+
+if TYPE_CHECKING:
+    from .search import engine
 
 MAX_RELATED = 5
 
@@ -23,6 +26,8 @@ class Related:
 
 def related_entries(entry: Entry, pool: engine.SearcherPool, limit: int = MAX_RELATED) -> list[Related]:
     """Up to `limit` entries: strong tag overlap, then similar text, then any shared tag."""
+    from .search import engine  # lazy: Whoosh loads with the first page that needs it, not with the views
+
     by_tags = queries.related_by_tags(entry, limit=limit * 2)
     strong = [(e, names) for e, names in by_tags if len(names) >= 2]
     weak = [(e, names) for e, names in by_tags if len(names) < 2]

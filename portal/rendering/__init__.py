@@ -22,6 +22,7 @@ from pymdownx import highlight, superfences
 
 from ..content import ContentError
 from ..markdown_limits import markdown_problem
+from ..render_version import RENDERER_VERSION
 from .bounded import MAX_TREE_DEPTH, _FasterExtension, _Footnotes
 from .highlighting import _Highlight
 from .linking import _LinkExtension, _LinkState
@@ -43,9 +44,6 @@ __all__ = [
     "render",
     "sanitize",
 ]
-
-#: Bump when the output of `render` changes, so unchanged files are rendered again.
-RENDERER_VERSION = "7"
 
 WORDS_PER_MINUTE = 220
 

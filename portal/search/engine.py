@@ -30,11 +30,10 @@ from .store import IndexUnavailable, check_index
 
 #: What views need from the rooms below, so that they import this module only.
 __all__ = [
-    "MAX_PER_PAGE", "MAX_QUERY_CHARS", "SORTS", "Hit", "IndexUnavailable", "SearchOutcome", "SearcherPool",
+    "MAX_QUERY_CHARS", "SORTS", "Hit", "IndexUnavailable", "SearchOutcome", "SearcherPool",
     "check_index", "more_like", "run_search", "suggest_titles",
 ]  # fmt: skip
 
-MAX_PER_PAGE = 50
 SORTS = ("relevance", "newest", "title")
 #: Fewer full matches than this, and entries that match most of the words follow them.
 RELAX_BELOW = 10

@@ -14,11 +14,15 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from whoosh import scoring
-
-from . import compact
 from .store import IndexUnavailable, index_generation, live_index_dir, open_index
+
+if TYPE_CHECKING:
+    from . import compact
+
+# Whoosh and the arrays (compact.py) are imported by the first search: the app factory makes a
+# pool in every process, and most processes (an import, a command) never search.
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +72,8 @@ class SearcherPool:
             or not searcher.up_to_date()
         )
         if stale:
+            from whoosh import scoring  # lazy: see the imports
+
             self._close(state)
             ix = open_index(directory)
             state.searcher = ix.searcher(weighting=scoring.BM25F())
@@ -120,6 +126,8 @@ class SearcherPool:
 
     def _load_arrays(self, directory, ids: list[str]) -> list:
         """The arrays of these segments of the index in `directory`, each opened once per process."""
+        from . import compact  # lazy: see the imports
+
         with self._open_lock:
             return compact.load(directory, ids, self._segment_arrays)
 
@@ -154,6 +162,8 @@ def _close_quietly(searcher, ix) -> None:
 
 def _segment_tags(segment_reader, arrays) -> list:
     """Tag slugs of every document of one segment, deleted or not, in document order: kept beside it, or read."""
+    from . import compact  # lazy: see the imports
+
     kept = arrays.tags if arrays is not None else None
     if kept is not None and len(kept) == segment_reader.doc_count_all():
         return kept

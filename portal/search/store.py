@@ -21,16 +21,10 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-import whoosh
-from whoosh import index
-from whoosh.codec.whoosh3 import W3Codec
-from whoosh.filedb.filestore import FileStorage
-from whoosh.writing import MERGE_SMALL
-
 from ..generation import GENERATION_FILE, read_generation, write_generation
-from . import analysis, compact
-from .analysis import make_schema
-from .building import write_index
+
+# Whoosh, the analysis and the arrays are imported by the functions that open or write an index:
+# the request layer (caching.py) and an import that changed nothing only need its paths.
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +54,11 @@ def live_index_dir(instance_path) -> Path | None:
 
 def build_index(instance_path, documents, generation: int, *, procs: int = 1) -> Path:
     """Write a new index aside from `documents`, then swap it in atomically."""
+    from whoosh import index  # lazy: see the imports
+
+    from .analysis import make_schema
+    from .building import write_index
+
     instance = Path(instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     name = f"index.{generation}.{uuid.uuid4().hex[:8]}"
@@ -125,6 +124,8 @@ def _write_changes(directory: Path, slugs: list[str], documents: list[dict]) -> 
 @contextlib.contextmanager
 def _writer_on(directory: Path):
     """A Whoosh writer on the index in `directory`: cancelled if the block fails, the index closed after."""
+    from whoosh.filedb.filestore import FileStorage  # lazy: see the imports
+
     ix = FileStorage(str(directory), supports_mmap=False).open_index()
     writer = ix.writer(limitmb=64, **writer_options())
     try:
@@ -166,6 +167,8 @@ def merge_segments(instance_path) -> Path | None:
 
 def _merge_small(directory: Path) -> bool:
     """Commit Whoosh's MERGE_SMALL policy on `directory`; whether it merged anything."""
+    from whoosh.writing import MERGE_SMALL  # lazy: see the imports
+
     merged = False
 
     def policy(writer, segments):
@@ -189,6 +192,8 @@ def _link_files(source: Path, target: Path) -> None:
 
 def _publish(instance: Path, name: str, generation: int) -> Path:
     """Add the arrays of new segments to a finished `<name>.building` directory, label it, rename it and swap it in."""
+    from . import compact  # lazy: see the imports
+
     building = instance / (name + ".building")
     compact.write_missing(building)
     write_generation(building, generation)
@@ -210,12 +215,18 @@ COMPRESSION = 1
 
 def writer_options() -> dict:
     """The options every writer of an index gets (a full build, an update, a merge alike)."""
+    from whoosh.codec.whoosh3 import W3Codec  # lazy: see the imports
+
     return {"codec": W3Codec(blocklimit=BLOCK_POSTINGS, compression=COMPRESSION), "compound": False}
 
 
 @functools.cache
 def analysis_fingerprint() -> str:
     """A hash of the analysis code, the writers' options, the arrays' format and Whoosh's version: an index written otherwise is rebuilt, not updated."""
+    import whoosh  # lazy: see the imports
+
+    from . import analysis, compact
+
     digest = hashlib.blake2b(Path(analysis.__file__).read_bytes(), digest_size=8)
     digest.update(f"blocks={BLOCK_POSTINGS},compression={COMPRESSION},compound=False".encode())
     digest.update(f"arrays={compact.VERSION}".encode())
@@ -288,6 +299,17 @@ def live_index_state(instance_path) -> IndexState | None:
     )
 
 
+def live_generation(instance_path) -> int | None:
+    """The generation the live index was built from, without opening it; None if there is no live index.
+
+    What an import that changed nothing asks: opening the index would load Whoosh's readers and
+    codec for nothing. An index that no longer opens is rebuilt by the next import that changes
+    something, at start-up (`importer.ensure_ready`) and by `flask reindex`.
+    """
+    directory = live_index_dir(instance_path)
+    return None if directory is None else index_generation(directory)
+
+
 def check_index(instance_path) -> tuple[int | None, int | None]:
     """(generation, document count) of the live index, or (None, None) if it will not open."""
     directory = live_index_dir(instance_path)
@@ -310,6 +332,8 @@ def open_index(directory: Path):
     (`BufferFile`), which cost every worker 100 MB at 10,000 entries; reading the files
     on demand costs about 5 MB and searches about 15% slower.
     """
+    from whoosh.filedb.filestore import FileStorage  # lazy: see the imports
+
     # Whoosh leaves files open when an index fails to open: close them quietly here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)

@@ -9,7 +9,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import queries
 from ..generation import current_generation
 from ..models import ImportRun, db, utcnow
-from ..search import engine
 
 bp = Blueprint("health", __name__)
 
@@ -22,6 +21,8 @@ INDEX_GRACE_SECONDS = 120
 @bp.get("/healthz")
 def healthz():
     """200 when the database answers and the index matches it (or is catching up); 503 with the reason otherwise."""
+    from ..search import engine  # lazy: Whoosh loads with the first request that needs it, not with the views
+
     try:
         entries = queries.entry_count()
         generation = current_generation()

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, abort, after_this_request, current_app, jsonify, render_template, request, url_for
 from werkzeug.exceptions import ServiceUnavailable
 
 from .. import queries
 from ..caching import not_kept
+from ..openapi import MAX_PER_PAGE
 from ..queries import TagFilter
-from ..search import engine
 from .admission import admitted
 from .api import entry_summary
 from .args import choice_arg, int_arg, page_arg, tag_filter_args
 from .feeds import opensearch_suggestions
+
+if TYPE_CHECKING:
+    from ..search import engine
+
+# The search engine (and Whoosh under it) is imported by the first search, not with the
+# blueprint: the app factory registers every blueprint, also in processes that never search.
 
 bp = Blueprint("search", __name__)
 
@@ -60,10 +67,12 @@ class SearchRequest:
 
 def read_search_args() -> SearchRequest:
     """Parse and check the search parameters; bad ones raise a 400, unknown tags a 404."""
+    from ..search import engine  # lazy: see the imports
+
     return SearchRequest(
         q=request.args.get("q", ""),
         page=page_arg(),
-        per_page=int_arg("per_page", DEFAULT_PER_PAGE, maximum=engine.MAX_PER_PAGE),
+        per_page=int_arg("per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE),
         sort=choice_arg("sort", engine.SORTS, "relevance"),
         tag_filter=tag_filter_args(),
         exact=request.args.get("exact") == "1",
@@ -91,6 +100,8 @@ class Listing:
 @admitted
 def run(args: SearchRequest, listing: Listing) -> engine.SearchOutcome:
     """Run a search with the worker's searcher; an unusable index is a 503."""
+    from ..search import engine  # lazy: see the imports
+
     pool = current_app.extensions["nexus.searchers"]
     try:
         return engine.run_search(
@@ -170,6 +181,8 @@ def api_search():
         "414": URITooLong
         "503": Unavailable
     """
+    from ..search import engine  # lazy: see the imports
+
     args = read_search_args()
     listing = Listing()
     if not args.q.strip():
@@ -226,6 +239,8 @@ def api_suggest():
         "400": BadRequest
         "414": URITooLong
     """
+    from ..search import engine  # lazy: see the imports
+
     q = request.args.get("q", "")
     if len(q) > engine.MAX_QUERY_CHARS:
         abort(400, description=f"'q' must be at most {engine.MAX_QUERY_CHARS} characters.")
