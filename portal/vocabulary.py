@@ -55,6 +55,7 @@ class TagResolver:
         # slug -> the first name seen for it (names from older slug rules that now map elsewhere are left out)
         self.first_names = {slug: name for slug, name in (known_names or {}).items() if tag_slug(name) == slug}
         self._plain: dict[str, str] = {}  # name -> tag_slug(name): 10,000 entries repeat a few hundred names
+        self._spellings: dict[str, str] = {}  # name -> _spelling(name), likewise
 
     def _slug(self, name: str) -> str:
         """`tag_slug(name)`, worked out once per name: an import resolves each tag of each entry twice or more."""
@@ -83,7 +84,14 @@ class TagResolver:
         first = self.first_names.get(plain)
         if first is None or plain in self.vocabulary or plain in self.alias_of:
             return None
-        return None if _spelling(first) == _spelling(name) else first
+        return None if self._spelling(first) == self._spelling(name) else first
+
+    def _spelling(self, name: str) -> str:
+        """`_spelling(name)`, worked out once per name."""
+        spelling = self._spellings.get(name)
+        if spelling is None:
+            spelling = self._spellings[name] = _spelling(name)
+        return spelling
 
 
 def _spelling(name: str) -> str:
