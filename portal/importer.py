@@ -144,7 +144,7 @@ def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> Impor
     salt = (RENDERER_VERSION, f"folder_tags={folder_tags}", repr(sorted(vocabulary.items())), TAG_SLUG_RULES)
     existing = existing_entries()
     files = AttachmentFiles(root, options.max_attachment_bytes)
-    with report.timed("read"):
+    with report.timed("read"):  # the walk and the stamps: what needs reading
         scanner = Scanner(root, existing, salt, report, files, follow_external=follow)
         scanner.start(git_cache)
         # A targeted import reads only what changed; new tag names or aliases mean every file again.
@@ -152,9 +152,10 @@ def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> Impor
             scan = scan_paths(scanner, options.paths)
         else:
             scan = scan_folder(scanner, progress)
-    # Every file is parsed and rendered in sandbox processes, within its budget (see processes.py).
-    with Sandbox(process_count(len(scan.changed)), options.budget) as sandbox:
-        with report.timed("parse"):
+    # Every file is read, parsed and rendered in sandbox processes, within its budget (see processes.py).
+    with Sandbox(process_count(len(scanner.pending)), options.budget) as sandbox:
+        with report.timed("parse"):  # reading, hashing and parsing, in the sandbox
+            scanner.read_pending(sandbox, folder_tags)
             plan = plan_changes(root, scan, existing, folder_tags, report, sandbox, follow_external=follow)
         tags = TagResolver(vocabulary, dict(db.session.execute(select(Tag.slug, Tag.name)).all()))
         with report.timed("render"):
@@ -184,10 +185,9 @@ def _apply_git_dates(entry: ParsedEntry, dates: FileDates | None) -> None:
 def plan_changes(
     root: Path, scan: Scan, existing: dict[str, Existing], folder_tags: bool, report, sandbox, *, follow_external=False
 ) -> Plan:
-    """Parse what changed, drop drafts and deleted files, give every entry its slug and resolve links."""
+    """Take what changed as parsed, drop drafts and deleted files, give every entry its slug and resolve links."""
     parsed: dict[str, ParsedEntry] = {}
-    results = processes.parse_entries(sandbox, list(scan.changed.items()), folder_tags)
-    for relative, entry in zip(scan.changed, results, strict=True):
+    for relative, entry in scan.changed.items():
         if isinstance(entry, ContentError):
             report.errors.append(entry)
             continue

@@ -1,16 +1,20 @@
-"""Parsing and rendering files in the sandbox (`sandbox.py`): the jobs, and what each worker keeps.
+"""Reading, parsing and rendering files in the sandbox (`sandbox.py`): the jobs, and what each worker keeps.
 
-Each worker keeps the link and attachment resolvers of the import (set once by `_set_links`),
-so a render job carries only a path, a slug and a body.
+Each worker keeps what the import's reads share (the folder, the hash's salt: set once by
+`_set_reading`), so a read job carries only a path, and the link and attachment resolvers (set
+once by `_set_links`), so a render job carries only a path, a slug and a body. Files are read,
+hashed and parsed by the workers, on every core: the importer sends paths, not bytes.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .content import ContentError, ParsedEntry, parse_bytes
-from .folder import INTRO_FILE
+from .content import ContentError, ParsedEntry, content_hash, parse_bytes
+from .folder import INTRO_FILE, read_entry
 from .links import link_resolver
 from .sandbox import Sandbox
 
@@ -21,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _resolve = None  # the link resolver of a worker process, set by `_set_links`
 _attach = None  # its attachment resolver (an AttachmentFiles), likewise
+_reading: ReadSettings | None = None  # what every read job of the import shares, set by `_set_reading`
 
 
 def render(body: str, **options) -> Rendered:
@@ -47,6 +52,43 @@ def render_entry(entry, resolve, attach=None) -> tuple[Rendered, list[str]]:
         entry.body, source_path=entry.path, resolve_link=recording, entry_slug=entry.slug, resolve_attachment=attach
     )
     return rendered, keys
+
+
+class ReadSettings(NamedTuple):
+    """What every read job of an import shares: the folder, the hash's salt and how files are read and parsed."""
+
+    root: Path
+    salt: tuple
+    follow_external: bool
+    folder_tags: bool
+
+
+class ReadJob(NamedTuple):
+    """One file to read: its path, the part of its hash its git dates make, and the hash that means unchanged."""
+
+    path: str
+    git_salt: str
+    unchanged_hash: str | None  # None: parse it whatever its hash (a file it links to changed, or it is new)
+
+
+class Read(NamedTuple):
+    """A file read: its hash, the `stat` of what was read, and its parsed entry (None when its hash is unchanged)."""
+
+    digest: str
+    info: os.stat_result
+    entry: ParsedEntry | ContentError | None
+
+
+def read_entries(sandbox: Sandbox, settings: ReadSettings, jobs: list[ReadJob]) -> list[Read | ContentError]:
+    """Read, hash and parse files in the sandbox, results in order; a file that cannot be read is its ContentError
+    (a `folder.Refused` if it is not published at all), one that cannot be parsed has the ContentError as its entry."""
+    if jobs:  # what changed is rendered next, in the same workers: they inherit the renderer
+        _load_renderer()
+    sandbox.setup(_set_reading, settings)
+    results = sandbox.run(_read_job, [(job.path, (job,)) for job in jobs])
+    if jobs:
+        log.info("parsed %d files in %d processes", len(jobs), sandbox.used)
+    return results
 
 
 def parse_entries(
@@ -91,6 +133,25 @@ class RenderJob(NamedTuple):
 
 def _parse(relative: str, raw: bytes, folder_tags: bool) -> ParsedEntry:
     return parse_bytes(relative, raw, folder_tags=folder_tags)
+
+
+def _set_reading(settings: ReadSettings) -> None:
+    global _reading
+    _reading = settings
+
+
+def _read_job(job: ReadJob) -> Read:
+    """Read one file with all of `folder.read_entry`'s checks, hash it, and parse it unless its hash is unchanged."""
+    root, salt, follow_external, folder_tags = _reading
+    raw, info = read_entry(root, job.path, follow_external=follow_external)  # a ContentError is the job's result
+    digest = content_hash(raw, *salt, job.git_salt)
+    if digest == job.unchanged_hash:
+        return Read(digest, info, None)
+    try:
+        entry = parse_bytes(job.path, raw, folder_tags=folder_tags)
+    except ContentError as error:  # read, but not usable: the file is present, its last good version stays
+        entry = error
+    return Read(digest, info, entry)
 
 
 def _set_links(slugs_by_path: dict[str, str], attach=None) -> None:

@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import multiprocessing.util
 import os
+import select
 import signal
 import sys
 import threading
@@ -207,7 +208,7 @@ class Sandbox:
 
     def _take_answers(self, worker: _Worker, waiting: collections.deque, results: list) -> None:
         """Every answer already in a worker's pipe, in the order its jobs were sent."""
-        while worker.jobs and worker.connection.poll():
+        while worker.jobs and worker.readable():
             try:
                 index, retire, result, seconds = worker.connection.recv()
             except (EOFError, OSError):  # it died: `_collect` sees the sentinel
@@ -286,11 +287,18 @@ class _Worker:
         self.broken = False  # a send failed: it is gone, and takes no more jobs
         self.jobs: collections.deque[_Job] = collections.deque()
         self.heard = time.monotonic()  # its last answer (or when it was given work while idle)
+        self._poller = select.poll() if hasattr(select, "poll") else None  # an answer, or the pipe's end (POLLHUP)
+        if self._poller is not None:
+            self._poller.register(self.connection.fileno(), select.POLLIN)
 
     @property
     def overdue(self) -> float:
         """When the current job is over its budget by a margin its own timer should have made unneeded."""
         return self.heard + self.jobs[0].seconds + GRACE_SECONDS
+
+    def readable(self) -> bool:
+        """Whether an answer (or the end of the pipe) waits: `connection.poll()` without its selector per call."""
+        return bool(self._poller.poll(0)) if self._poller is not None else self.connection.poll()
 
     def bytes_sent(self) -> int:
         return sum(job.weight for job in self.jobs)

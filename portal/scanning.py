@@ -1,6 +1,7 @@
 """The scan step of an import: the content folder compared with the database, file by file.
 
-A file is read and hashed together with whatever else changes its entry: the renderer's version
+A file is read, hashed and, if it changed, parsed in the sandbox's processes (on every core, see
+`processes.read_entries`), its hash taken together with whatever else changes its entry: the renderer's version
 and settings, its dates from git (committing a note, or moving HEAD, imports it again though its
 bytes are the same) and the files it links to (by `stat`). Files whose hash and linked files are
 unchanged are only noted as present. A full scan looks at every Markdown file; a targeted scan
@@ -24,9 +25,10 @@ from pathlib import Path, PurePosixPath
 
 from .attachment_store import stored_references
 from .attachments import AttachmentFiles
-from .content import ContentError, content_hash
-from .folder import Refused, find_markdown_files, is_markdown, is_skipped, read_entry, walk
+from .content import ContentError, ParsedEntry, content_hash
+from .folder import Refused, find_markdown_files, is_markdown, is_skipped, walk
 from .gitdates import FileDates, read_git_dates
+from .processes import ReadJob, ReadSettings, read_entries
 from .report import ImportReport
 from .writer import Existing, Stamp
 
@@ -36,10 +38,10 @@ RACY_SECONDS = 2.0
 
 @dataclass
 class Scan:
-    """The folder compared with the database: which files exist, and the bytes of those that changed."""
+    """The folder compared with the database: which files exist, and those that changed, parsed."""
 
     present: set[str] = field(default_factory=set)
-    changed: dict[str, bytes] = field(default_factory=dict)
+    changed: dict[str, ParsedEntry | ContentError] = field(default_factory=dict)  # what changed, parsed
     digests: dict[str, str] = field(default_factory=dict)
     git: dict[str, FileDates] = field(default_factory=dict)  # path -> its dates from git, if it is committed
     stamps: dict[str, Stamp | None] = field(default_factory=dict)  # every file read -> its new stamp (None: none)
@@ -57,6 +59,7 @@ class Scanner:
     follow_external: bool = False  # NEXUS_FOLLOW_EXTERNAL_SYMLINKS: read what symlinks lead to outside the folder
     scan: Scan = field(default_factory=Scan)
     linked: dict = field(default_factory=dict)
+    pending: list[ReadJob] = field(default_factory=list)  # files `read` noted, for `read_pending` to read
     started_ns: int = field(default_factory=time.time_ns)
     salt_key: str = field(init=False)  # the salt as one string, for stamps
 
@@ -73,35 +76,45 @@ class Scanner:
         self.linked = stored_references() if self.files is not None else {}
 
     def read(self, relative: str, *, trust_stamp: bool = False) -> None:
-        """Note one file as present; keep its bytes only if it changed since its last import.
+        """Note one file as present and unchanged by its stamp, or to be read (by `read_pending`).
 
         `trust_stamp`: skip reading the file when its stamp says it is unchanged (for a file the walk
         found: the walk has already refused the symlinked folders that lead outside).
         """
-        scan = self.scan
-        git_salt = _git_salt(scan.git.get(relative))
+        git_salt = _git_salt(self.scan.git.get(relative))
         if trust_stamp and self._stamp_holds(relative, git_salt):
-            scan.present.add(relative)
+            self.scan.present.add(relative)
             self.report.unchanged.append(relative)
             return
-        try:
-            raw, info = read_entry(self.root, relative, follow_external=self.follow_external)
-        except Refused as error:  # not published at all: an entry it made before is deleted
-            self.report.errors.append(error)
-            return
-        except ContentError as error:  # unreadable: its last good version stays
-            scan.present.add(relative)
-            self.report.errors.append(error)
-            return
-        scan.present.add(relative)
-        digest = content_hash(raw, *self.salt, git_salt)
-        scan.stamps[relative] = self._stamp(info, git_salt, digest)
         old = self.existing.get(relative)
-        if old is not None and old.content_hash == digest and self._same_files(relative):
-            self.report.unchanged.append(relative)
-            return
-        scan.changed[relative] = raw
-        scan.digests[relative] = digest
+        same = old is not None and self._same_files(relative)  # else parsed whatever its hash
+        self.pending.append(ReadJob(relative, git_salt, old.content_hash if same else None))
+
+    def read_pending(self, sandbox, folder_tags: bool) -> Scan:
+        """Read, hash and parse the files `read` could not tell unchanged, in the sandbox's processes.
+
+        Each file is read with all of `folder.read_entry`'s checks, within its budget; the parsed entries of
+        those whose hash changed are kept, with the ContentError of each that cannot be parsed.
+        """
+        scan, jobs = self.scan, self.pending
+        self.pending = []
+        settings = ReadSettings(self.root, self.salt, self.follow_external, folder_tags)
+        for job, read in zip(jobs, read_entries(sandbox, settings, jobs), strict=True):
+            relative = job.path
+            if isinstance(read, Refused):  # not published at all: an entry it made before is deleted
+                self.report.errors.append(read)
+                continue
+            scan.present.add(relative)
+            if isinstance(read, ContentError):  # unreadable: its last good version stays
+                self.report.errors.append(read)
+                continue
+            scan.stamps[relative] = self._stamp(read.info, job.git_salt, read.digest)
+            if read.entry is None:
+                self.report.unchanged.append(relative)
+                continue
+            scan.changed[relative] = read.entry
+            scan.digests[relative] = read.digest
+        return scan
 
     def _stamp_holds(self, relative: str, git_salt: str) -> bool:
         """Whether the file is, by its `stat`, what the last import read, with the same salt and linked files."""

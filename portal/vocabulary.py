@@ -54,10 +54,19 @@ class TagResolver:
         self.names: dict[str, str] = {slug: v["name"] for slug, v in vocabulary.items()}
         # slug -> the first name seen for it (names from older slug rules that now map elsewhere are left out)
         self.first_names = {slug: name for slug, name in (known_names or {}).items() if tag_slug(name) == slug}
+        self._plain: dict[str, str] = {}  # name -> tag_slug(name): 10,000 entries repeat a few hundred names
+        self._spellings: dict[str, str] = {}  # name -> _spelling(name), likewise
+
+    def _slug(self, name: str) -> str:
+        """`tag_slug(name)`, worked out once per name: an import resolves each tag of each entry twice or more."""
+        plain = self._plain.get(name)
+        if plain is None:
+            plain = self._plain[name] = tag_slug(name)
+        return plain
 
     def resolve(self, name: str) -> str:
         """The canonical slug of a tag name ("" if nothing of it makes a slug); remembers the first display name seen."""
-        plain = tag_slug(name)
+        plain = self._slug(name)
         if not plain:
             return ""
         self.first_names.setdefault(plain, name)
@@ -71,11 +80,18 @@ class TagResolver:
         `a/b` and `a-b` are one tag `a-b`: likely a mistake. Tags the vocabulary names or aliases are
         merged on purpose and never clash.
         """
-        plain = tag_slug(name)
+        plain = self._slug(name)
         first = self.first_names.get(plain)
         if first is None or plain in self.vocabulary or plain in self.alias_of:
             return None
-        return None if _spelling(first) == _spelling(name) else first
+        return None if self._spelling(first) == self._spelling(name) else first
+
+    def _spelling(self, name: str) -> str:
+        """`_spelling(name)`, worked out once per name."""
+        spelling = self._spellings.get(name)
+        if spelling is None:
+            spelling = self._spellings[name] = _spelling(name)
+        return spelling
 
 
 def _spelling(name: str) -> str:

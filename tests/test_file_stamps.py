@@ -18,15 +18,15 @@ NOTES = {f"topic/note-{n}.md": f"# Note {n}\n\nSome text about {n}.\n" for n in 
 
 @pytest.fixture
 def reads(monkeypatch) -> list[str]:
-    """The files the scan reads, in order."""
+    """The files the scan reads (in the sandbox's processes: the paths it sends them), in order."""
     seen: list[str] = []
-    real = scanning.read_entry
+    real = scanning.read_entries
 
-    def counting(root, relative, **options):
-        seen.append(relative)
-        return real(root, relative, **options)
+    def counting(sandbox, settings, jobs):
+        seen.extend(job.path for job in jobs)
+        return real(sandbox, settings, jobs)
 
-    monkeypatch.setattr(scanning, "read_entry", counting)
+    monkeypatch.setattr(scanning, "read_entries", counting)
     return seen
 
 

@@ -275,3 +275,33 @@ def test_empty_site_imports_at_start(app, content_dir):
     with app.app_context():
         assert importer.ensure_ready(content_dir, app.instance_path).startswith("imported 5 entries")
     assert len(entries(app)) == 5
+
+
+def test_new_entries_are_inserted_together_each_with_its_own_tags_and_links(make_app, tmp_path):
+    # One INSERT for all new entries (not one per entry), and every entry gets its own id's tags and links.
+    from sqlalchemy import event
+
+    root = tmp_path / "many"
+    for i in range(40):
+        write_entry(root, f"n{i:02}.md", f"---\ntags: [t{i}]\n---\n# Note {i}\n\n[next](n{i + 1:02}.md)\n")
+    app = make_app(root)
+    inserts = []
+    with app.app_context():
+
+        def count(conn, cursor, statement, parameters, context, executemany):
+            if statement.lstrip().upper().startswith("INSERT INTO ENTRIES"):
+                inserts.append(executemany)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            report = do_import(app, root)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert len(report.added) == 40 and len(inserts) <= 2  # PostgreSQL's driver may page a long executemany
+    with app.app_context():
+        tagged = db.session.execute(select(Entry.slug, Tag.slug).join(Entry.tags)).all()
+        assert sorted(tagged) == sorted((f"n{i:02}", f"t{i}") for i in range(40))
+        links = dict(
+            db.session.execute(select(Entry.slug, Link.target_slug).join(Link, Link.source_id == Entry.id)).all()
+        )
+    assert links == {f"n{i:02}": f"n{i + 1:02}" for i in range(39)}  # n40 does not exist

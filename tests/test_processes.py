@@ -14,8 +14,8 @@ import time
 import pytest
 from sqlalchemy import select
 
-from portal import processes, sandbox
-from portal.content import ContentError, ParsedEntry
+from portal import folder, processes, sandbox
+from portal.content import ContentError, ParsedEntry, content_hash
 from portal.models import Entry, db
 
 from .conftest import do_import, write_entry
@@ -232,3 +232,56 @@ def test_large_sites_record_each_spelling_word_once_per_block():
     assert [d["spell"] for d in small] == ["redis celery", "redis django", "redis", "redis"]
     large = list(thin_spelling([dict(d) for d in documents], count=300))  # blocks of 3 documents
     assert [d["spell"] for d in large] == ["redis celery", "django", "", "redis"]
+
+
+def test_the_importer_sends_paths_and_the_sandbox_reads_hashes_and_parses(make_app, tmp_path, monkeypatch):
+    # Reading, hashing and parsing run on every core; the importer never holds the files' bytes.
+    root = tmp_path / "notes"
+    for i in range(3):
+        write_entry(root, f"n{i}.md", f"# Note {i}\n\nText {i}.\n")
+    read_by: list[tuple[str, int]] = []
+    real = folder.read_entry
+
+    def recording(root, relative, **options):
+        read_by.append((relative, os.getpid()))  # in a worker, this list is the worker's copy
+        return real(root, relative, **options)
+
+    monkeypatch.setattr(folder, "read_entry", recording)
+    monkeypatch.setattr(processes, "read_entry", recording)
+    sent = []
+    real_run = sandbox.Sandbox.run
+
+    def run(self, function, jobs):
+        sent.extend(args for _path, args in jobs if function is processes._read_job)
+        return real_run(self, function, jobs)
+
+    monkeypatch.setattr(sandbox.Sandbox, "run", run)
+    report = do_import(make_app(root), root)
+    assert sorted(report.added) == ["n0.md", "n1.md", "n2.md"]
+    assert read_by == []  # not one file read by the importer itself
+    assert sorted(job.path for (job,) in sent) == ["n0.md", "n1.md", "n2.md"]
+    assert all(not isinstance(value, bytes) for (job,) in sent for value in job)
+
+
+def test_a_read_job_hashes_parses_and_refuses_as_the_importer_would(tmp_path):
+    root = tmp_path / "notes"
+    write_entry(root, "good.md", "# Good\n\nText.\n")
+    write_entry(root, "broken.md", "---\ntitle: [unclosed\n---\nBody\n")
+    (tmp_path / "secret.md").write_text("# Secret\n")
+    (root / "outside.md").symlink_to(tmp_path / "secret.md")
+    settings = processes.ReadSettings(root, ("salt",), False, True)
+    digest = content_hash(b"# Good\n\nText.\n", "salt", "git=")
+    jobs = [
+        processes.ReadJob("good.md", "git=", None),  # new: parsed
+        processes.ReadJob("good.md", "git=", digest),  # its hash unchanged: not parsed
+        processes.ReadJob("broken.md", "git=", None),
+        processes.ReadJob("outside.md", "git=", None),
+        processes.ReadJob("missing.md", "git=", None),
+    ]
+    with sandbox.Sandbox(1) as box:
+        new, same, broken, outside, missing = processes.read_entries(box, settings, jobs)
+    assert new.digest == same.digest == digest and new.entry.title == "Good" and same.entry is None
+    assert new.info.st_size == len(b"# Good\n\nText.\n")
+    assert isinstance(broken.entry, ContentError) and "invalid YAML" in broken.entry.reason
+    assert isinstance(outside, folder.Refused) and "outside the content folder" in outside.reason
+    assert isinstance(missing, ContentError) and not isinstance(missing, folder.Refused)
