@@ -36,7 +36,11 @@ def render(body: str, **options) -> Rendered:
 
 
 def _load_renderer() -> None:
-    """Load the renderer before the sandbox forks its workers, so that they inherit it instead of each loading it."""
+    """Load the renderer only when something is parsed or rendered; workers forked after inherit it.
+
+    Workers forked to read files (`read_entries`) before anything is known to have changed load it at
+    their first render job: an import whose files all turn out unchanged by their hash never loads it.
+    """
     from . import rendering  # noqa: F401 - lazy: only imports with something to parse or render need it
 
 
@@ -82,8 +86,6 @@ class Read(NamedTuple):
 def read_entries(sandbox: Sandbox, settings: ReadSettings, jobs: list[ReadJob]) -> list[Read | ContentError]:
     """Read, hash and parse files in the sandbox, results in order; a file that cannot be read is its ContentError
     (a `folder.Refused` if it is not published at all), one that cannot be parsed has the ContentError as its entry."""
-    if jobs:  # what changed is rendered next, in the same workers: they inherit the renderer
-        _load_renderer()
     sandbox.setup(_set_reading, settings)
     results = sandbox.run(_read_job, [(job.path, (job,)) for job in jobs])
     if jobs:
