@@ -6,6 +6,7 @@ import functools
 
 from pymdownx import highlight
 
+from . import holding
 from .lexing import fast_loop_for
 
 
@@ -23,12 +24,16 @@ class _Highlight(highlight.HighlightExtension):
     def extendMarkdown(self, md):
         super().extendMarkdown(md)
         # pymdownx picks its formatter classes by module name at each code block: point those
-        # names at subclasses that share the tables. They format exactly as before, so this is
-        # safe for any other user of pymdownx in the process, and doing it twice changes nothing.
-        for name in ("BlockHtmlFormatter", "InlineHtmlFormatter"):
+        # names at subclasses that share the tables. They format exactly as before (blocks are
+        # held only while `holding.collecting` says where), so this is safe for any other user of pymdownx
+        # in the process, and doing it twice changes nothing.
+        for name, mixins in (
+            ("BlockHtmlFormatter", (_HeldCode, _SharedStylesheet)),
+            ("InlineHtmlFormatter", (_SharedStylesheet,)),
+        ):
             formatter = getattr(highlight, name)
             if not issubclass(formatter, _SharedStylesheet):
-                setattr(highlight, name, type(name, (_SharedStylesheet, formatter), {"__module__": __name__}))
+                setattr(highlight, name, type(name, (*mixins, formatter), {"__module__": __name__}))
 
 
 class _Highlighter(highlight.Highlight):
@@ -71,3 +76,25 @@ class _SharedStylesheet:
         # Read-only after this, but for `span_element_openers`, a cache of `<span class="…">` by
         # token type that depends on nothing but the key.
         self._tables[key] = (self.ttype2class, self.class2style, self.span_element_openers)
+
+
+class _HeldCode:
+    """A code block's formatter whose `<code>` holds a marker while `holding` keeps the tokens' markup.
+
+    See `holding`: the sanitizer then reads the marker instead of a `<span>` per token. Line
+    numbers in a table count the lines inside `<code>`, so those blocks are never held.
+    """
+
+    def _wrap_code(self, inner):
+        held = holding.current()
+        if held is None or self.linenos == 1 or self.full:
+            yield from super()._wrap_code(inner)
+            return
+        lines = list(inner)
+        marker = held.hold("".join(line for _, line in lines))
+        if marker is None:
+            yield from super()._wrap_code(iter(lines))
+            return
+        yield 0, "<code>"
+        yield 0, marker
+        yield 0, "</code>"
