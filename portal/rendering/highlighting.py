@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from html import escape
 
 from pymdownx import highlight
 
@@ -24,12 +25,12 @@ class _Highlight(highlight.HighlightExtension):
     def extendMarkdown(self, md):
         super().extendMarkdown(md)
         # pymdownx picks its formatter classes by module name at each code block: point those
-        # names at subclasses that share the tables. They format exactly as before (blocks are
-        # held only while `holding.collecting` says where), so this is safe for any other user of pymdownx
-        # in the process, and doing it twice changes nothing.
+        # names at subclasses that share the tables and escape each value once. They format
+        # exactly as before (blocks are held only while `holding.collecting` says where), so this
+        # is safe for any other user of pymdownx in the process, and doing it twice changes nothing.
         for name, mixins in (
-            ("BlockHtmlFormatter", (_HeldCode, _SharedStylesheet)),
-            ("InlineHtmlFormatter", (_SharedStylesheet,)),
+            ("BlockHtmlFormatter", (_HeldCode, _FastLines, _SharedStylesheet)),
+            ("InlineHtmlFormatter", (_FastLines, _SharedStylesheet)),
         ):
             formatter = getattr(highlight, name)
             if not issubclass(formatter, _SharedStylesheet):
@@ -98,3 +99,61 @@ class _HeldCode:
         yield 0, "<code>"
         yield 0, marker
         yield 0, "</code>"
+
+
+class _FastLines:
+    """Pygments' `_format_lines` (2.21) for classes without debug titles or tags files, tokens escaped once.
+
+    Pygments escapes through an `lru_cache` of 100 values, which a code-heavy note's identifiers
+    overflow: nearly every token was escaped again, behind a cache's call. Here a dict keeps
+    them; the lines are the same (tests/test_highlighting.py compares them).
+    """
+
+    _parts: dict[str, list[str]] = {}
+    KEEP = 20_000  # values; past it the dict starts again
+
+    def _format_lines(self, tokensource):
+        if self.noclasses or self.tagsfile or self.debug_token_types:
+            yield from super()._format_lines(tokensource)
+            return
+        lsep = self.lineseparator
+        span_openers = self.span_element_openers
+        known = self._parts
+        lspan = ""
+        line = []
+        for ttype, value in tokensource:
+            cspan = span_openers.get(ttype)
+            if cspan is None:
+                css_class = self._get_css_classes(ttype)
+                cspan = span_openers[ttype] = f'<span class="{css_class}">' if css_class else ""
+            parts = known.get(value)
+            if parts is None:
+                if len(known) >= self.KEEP:
+                    known.clear()
+                parts = known[value] = escape(value, quote=False).split("\n")
+            if len(parts) > 1:
+                for part in parts[:-1]:
+                    if line:
+                        if lspan != cspan and part:
+                            line.extend(((lspan and "</span>"), cspan, part, (cspan and "</span>"), lsep))
+                        else:
+                            line.extend((part, (lspan and "</span>"), lsep))
+                        yield 1, "".join(line)
+                        line = []
+                    elif part:
+                        yield 1, "".join((cspan, part, (cspan and "</span>"), lsep))
+                    else:
+                        yield 1, lsep
+            last = parts[-1]
+            if line and last:
+                if lspan != cspan:
+                    line.extend(((lspan and "</span>"), cspan, last))
+                    lspan = cspan
+                else:
+                    line.append(last)
+            elif last:
+                line = [cspan, last]
+                lspan = cspan
+        if line:
+            line.extend(((lspan and "</span>"), lsep))
+            yield 1, "".join(line)
