@@ -7,13 +7,11 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pygments.lexer import RegexLexer, bygroups
 from pygments.lexers import get_all_lexers, get_lexer_by_name
-from pygments.token import Keyword, Name, Number, Operator, String, Text
 
 from portal.rendering import render
 from portal.rendering.highlighting import _Highlighter
-from portal.rendering.lexing import _alone, _steps, fast_loop_for, fast_tokens, fast_yaml_tokens, first_characters
+from portal.rendering.lexing import fast_loop_for, fast_tokens, fast_yaml_tokens, first_characters
 
 SNIPPETS = {
     "python": 'def f(x: int = 0x1F) -> str:\n    """doc\'s"""\n    return f"{x!r:>10}" + r"\\d" if x else None\n',
@@ -128,45 +126,6 @@ def test_kept_lexers_use_the_fast_loop():
     lexer = next(lexer for lexer, _name in _Highlighter._lexers.values() if lexer.name == "Python")
     assert lexer.get_tokens_unprocessed.func is fast_tokens
     assert list(lexer.get_tokens("x = 1\n")) == list(type(lexer)().get_tokens("x = 1\n"))
-
-
-@pytest.mark.parametrize(
-    ("pattern", "flags", "alone"),
-    [
-        ("def", re.MULTILINE, True),
-        ("(a)(b)?", 0, True),  # groups of its own: renumbered in the alternation, hence `lastindex`
-        ("(?<![.])#", 0, True),
-        ("(a)\\1", 0, False),  # a back reference counts groups from the rule's own start
-        ("(?P<x>a)", 0, False),  # names cannot repeat in one expression
-        ("(a)?(?(1)b|c)", 0, False),  # a condition on a group number
-        ("(?i)def", 0, False),  # flags for the whole expression
-        ("a # comment", re.VERBOSE, False),  # a comment would swallow what follows
-    ],
-)
-def test_rules_that_share_one_expression(pattern, flags, alone):
-    assert (_alone(re.compile(pattern, flags).match) is not None) == alone
-
-
-class _Groups(RegexLexer):
-    """Rules tried together whose winner has groups of its own, read by a callback."""
-
-    tokens = {
-        "root": [
-            (r"(x)(y)?", bygroups(Name, Keyword)),
-            (r"(\w)(\w)", bygroups(String, Number)),
-            (r"(\w)", Name.Other),
-            (r"(a)\1", Operator),  # alone: it breaks the run in two
-            (r"\s+|.", Text),
-        ]
-    }
-
-
-def test_an_alternation_of_rules_finds_the_winner_and_its_groups():
-    lexer = _Groups()
-    steps = _steps(lexer._tokens["root"])
-    assert [table is not None for _match, table, _rule in steps] == [True, False, False]
-    for text in ["xy xz ab aab a", "xyxyx\n", "aa", ""]:
-        assert list(fast_tokens(lexer, text)) == pygments_tokens(lexer, text)
 
 
 def test_yaml_keeps_its_indentation_context_in_the_fast_loop():

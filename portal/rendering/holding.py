@@ -50,13 +50,17 @@ _UNSAFE_TEXT_RE = re.compile("[<>\x00\r\ud800-\udfff]|&(?!(?:amp|lt|gt);)")
 _local = threading.local()
 
 
+#: A marker as it stands in the document, the only child of a `<code>`: its nonce and number.
+_MARKER_RE = re.compile(r'<code><span class="nexus-held-([0-9a-f]{16})-([0-9]+)"></span></code>')
+
+
 class Held:
     """The code blocks held out of one document, by number, and the nonce of its markers."""
 
     def __init__(self) -> None:
-        self.prefix = f"nexus-held-{secrets.token_hex(8)}-"
+        self.nonce = secrets.token_hex(8)
+        self.prefix = f"nexus-held-{self.nonce}-"
         self.blocks: list[str] = []
-        self._marker_re: re.Pattern | None = None
 
     def hold(self, markup: str) -> str | None:
         """A marker to stand for `markup` (the inside of a `<code>`), or None if it must stay."""
@@ -65,15 +69,23 @@ class Held:
         self.blocks.append(markup)
         return f'<span class="{self.prefix}{len(self.blocks) - 1}"></span>'
 
-    def marker_re(self) -> re.Pattern:
-        """A marker as it stands in the document: the only child of a `<code>`."""
-        if self._marker_re is None:
-            self._marker_re = re.compile(f'<code><span class="{re.escape(self.prefix)}([0-9]+)"></span></code>')
-        return self._marker_re
+    def put_back(self, markup: str, write: Callable[[str], str] = str) -> tuple[str, int]:
+        """`markup` with each of this document's markers replaced by `<code>` and its block
+        (passed through `write`), and how many were."""
+        count = 0
+
+        def block(match: re.Match) -> str:
+            nonlocal count
+            if match.group(1) != self.nonce:  # another's (the author's own text)
+                return match.group(0)
+            count += 1
+            return f"<code>{write(self.blocks[int(match.group(2))])}</code>"
+
+        return _MARKER_RE.sub(block, markup), count
 
     def restore(self, markup: str) -> str:
         """`markup` with each marker replaced by the block it stands for, as Pygments made it."""
-        return self.marker_re().sub(lambda m: f"<code>{self.blocks[int(m.group(1))]}</code>", markup)
+        return self.put_back(markup)[0]
 
 
 def current() -> Held | None:
@@ -97,11 +109,10 @@ def sanitize_held(markup: str, held: Held | None, sanitize: Callable[[str], str]
     if held is None or not held.blocks:
         return sanitize(markup)
     clean = sanitize(markup)
-    markers = held.marker_re()
-    found = len(markers.findall(clean))
+    put_back, found = held.put_back(clean, _as_nh3_writes)
     if found != markup.count(held.prefix) or found != clean.count(held.prefix):
         return sanitize(held.restore(markup))
-    return markers.sub(lambda m: f"<code>{_as_nh3_writes(held.blocks[int(m.group(1))])}</code>", clean)
+    return put_back
 
 
 def _as_nh3_writes(markup: str) -> str:

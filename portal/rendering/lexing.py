@@ -6,8 +6,7 @@ start with the character there. Here each rule's possible first characters are r
 parsed pattern, when they are a plain set (a literal, a class of literals and ranges, a choice
 of those); a rule whose first character is not so known (`\\w`, a negated class, ignoring case,
 one that may match nothing…) is always tried. The rules kept are tried in Pygments' order, so
-the same rule wins and the tokens are the same (tests/test_lexing.py compares them); runs of
-them are tried as one alternation (`_steps`), a call instead of one per rule.
+the same rule wins and the tokens are the same (tests/test_lexing.py compares them).
 """
 
 from __future__ import annotations
@@ -114,70 +113,14 @@ def _rule_tables(tokendefs: dict) -> tuple[dict, dict]:
 
 
 def _rules_at(tokendefs: dict, firsts: dict, known: dict, key: tuple[str, str]) -> list:
-    """The steps that try a state's rules which may match at a character, in order; kept in `known`."""
+    """The rules of a state that may match at a character, in order; kept in `known`."""
     if len(known) > 100_000:  # characters of every script: start again rather than grow
         known.clear()
     state, char = key
-    rules = [
+    rules = known[key] = [
         rule for rule, first in zip(tokendefs[state], firsts[state], strict=True) if first is None or char in first
     ]
-    steps = known[key] = _steps(rules)
-    return steps
-
-
-def _steps(rules: list) -> list[tuple]:
-    """`(match, table, rule)` per run of rules tried with one regular expression, in their order.
-
-    A run of rules that can share one (`_alone`) is tried as the alternation `(r1)|(r2)|…`: at a
-    place it matches what the first rule that matches there matches, as nothing follows it, and
-    `lastindex` (the group that closed last: the winner's own) says which rule that is; `table`
-    maps it to the rule. A rule's callback reads its own groups, so for those the rule's own
-    regular expression matches again. A run of one is the rule itself: `table` None.
-    """
-    steps: list[tuple] = []
-    run: list[tuple] = []
-    for rule in [*rules, None]:
-        flags = _alone(rule[0]) if rule is not None else None
-        if run and (flags is None or flags != run[0][0].__self__.flags):
-            steps += _run_steps(run)
-            run = []
-        if flags is None:
-            if rule is not None:
-                steps.append((rule[0], None, rule))
-        else:
-            run.append(rule)
-    return steps
-
-
-def _run_steps(run: list[tuple]) -> list[tuple]:
-    """The step for a run of rules sharing their flags: the rule alone, or their alternation."""
-    if len(run) == 1:
-        return [(run[0][0], None, run[0])]
-    table, parts, group = {}, [], 1
-    for rule in run:
-        table[group] = rule
-        parts.append(f"({rule[0].__self__.pattern})")
-        group += 1 + rule[0].__self__.groups
-    try:
-        combined = re.compile("|".join(parts), run[0][0].__self__.flags)
-    except re.error:  # what the checks let through: each alone, as Pygments tries them
-        return [(rule[0], None, rule) for rule in run]
-    return [(combined.match, table, None)]
-
-
-#: Pattern text that needs the rule's own numbering or scope: back references, conditions,
-#: names, and flags set for the whole expression.
-_NOT_ALONE_RE = re.compile(r"\\[1-9]|\(\?P[=<]|\(\?\(|^\(\?[aiLmsux]+\)")
-
-
-def _alone(rexmatch) -> int | None:
-    """The flags of a rule that may be tried in an alternation with others, else None."""
-    pattern = getattr(rexmatch, "__self__", None)
-    if not isinstance(pattern, re.Pattern) or not isinstance(pattern.pattern, str):
-        return None
-    if pattern.flags & re.VERBOSE or pattern.groupindex or _NOT_ALONE_RE.search(pattern.pattern):
-        return None
-    return pattern.flags
+    return rules
 
 
 def fast_tokens(lexer, text, stack=("root",)):
@@ -189,17 +132,12 @@ def fast_tokens(lexer, text, stack=("root",)):
     statestack = list(stack)
     while 1:
         key = statestack[-1], text[pos] if pos < end else ""
-        steps = known.get(key)
-        if steps is None:
-            steps = _rules_at(tokendefs, firsts, known, key)
-        for match, table, rule in steps:
-            m = match(text, pos)
+        rules = known.get(key)
+        if rules is None:
+            rules = _rules_at(tokendefs, firsts, known, key)
+        for rexmatch, action, new_state in rules:
+            m = rexmatch(text, pos)
             if m:
-                if table is not None:
-                    rule = table[m.lastindex]
-                    if rule[1] is not None and type(rule[1]) is not _TokenType:
-                        m = rule[0](text, pos)
-                _, action, new_state = rule
                 if action is not None:
                     if type(action) is _TokenType:
                         yield pos, action, m.group()
@@ -262,17 +200,12 @@ def fast_context_tokens(lexer, text=None, context=None):
         text = ctx.text
     while 1:
         key = ctx.stack[-1], text[ctx.pos : ctx.pos + 1] if ctx.pos < ctx.end else ""
-        steps = known.get(key)
-        if steps is None:
-            steps = _rules_at(tokendefs, firsts, known, key)
-        for match, table, rule in steps:
-            m = match(text, ctx.pos, ctx.end)
+        rules = known.get(key)
+        if rules is None:
+            rules = _rules_at(tokendefs, firsts, known, key)
+        for rexmatch, action, new_state in rules:
+            m = rexmatch(text, ctx.pos, ctx.end)
             if m:
-                if table is not None:
-                    rule = table[m.lastindex]
-                    if rule[1] is not None and type(rule[1]) is not _TokenType:
-                        m = rule[0](text, ctx.pos, ctx.end)
-                _, action, new_state = rule
                 if action is not None:
                     if type(action) is _TokenType:
                         yield ctx.pos, action, m.group()
