@@ -97,7 +97,7 @@ def phases(entries, rounds):
     timings["markdown"], converted = best(
         rounds, lambda: [rendering._convert(e.body, e.path, resolver, e.slug) for e in entries]
     )
-    timings["sanitize"], cleaned = best(rounds, lambda: [rendering._clean(c.html) for c in converted])
+    timings["sanitize"], cleaned = best(rounds, lambda: [rendering._clean(c) for c in converted])
     timings["text"], described = best(
         rounds, lambda: [rendering._describe(s, c) for s, c in zip(cleaned, converted, strict=True)]
     )

@@ -7,12 +7,11 @@ import re
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pygments.lexer import ExtendedRegexLexer, RegexLexer
 from pygments.lexers import get_all_lexers, get_lexer_by_name
 
 from portal.rendering import render
 from portal.rendering.highlighting import _Highlighter
-from portal.rendering.lexing import fast_loop_for, fast_tokens, first_characters
+from portal.rendering.lexing import fast_loop_for, fast_tokens, fast_yaml_tokens, first_characters
 
 SNIPPETS = {
     "python": 'def f(x: int = 0x1F) -> str:\n    """doc\'s"""\n    return f"{x!r:>10}" + r"\\d" if x else None\n',
@@ -48,13 +47,12 @@ EDGES = [
 
 
 def pygments_tokens(lexer, text):
-    """The tokens of Pygments' own loop."""
-    base = ExtendedRegexLexer if isinstance(lexer, ExtendedRegexLexer) else RegexLexer
-    return list(base.get_tokens_unprocessed(lexer, text))
+    """The tokens of Pygments' own loop (the class's: a kept lexer has ours on the instance)."""
+    return list(type(lexer).get_tokens_unprocessed(lexer, text))
 
 
 #: Lexers with a loop of their own, which keep it (and Pygments' speed).
-OWN_LOOPS = {"c", "text", "yaml"}
+OWN_LOOPS = {"c", "text"}
 
 
 def test_lexers_with_their_own_loop_keep_it():
@@ -128,3 +126,10 @@ def test_kept_lexers_use_the_fast_loop():
     lexer = next(lexer for lexer, _name in _Highlighter._lexers.values() if lexer.name == "Python")
     assert lexer.get_tokens_unprocessed.func is fast_tokens
     assert list(lexer.get_tokens("x = 1\n")) == list(type(lexer)().get_tokens("x = 1\n"))
+
+
+def test_yaml_keeps_its_indentation_context_in_the_fast_loop():
+    lexer = get_lexer_by_name("yaml")
+    assert fast_loop_for(lexer) is fast_yaml_tokens
+    text = SNIPPETS["yaml"] + "b: |\n  x\n  y\nc: >-\n  z\n"
+    assert list(fast_yaml_tokens(lexer, text)) == pygments_tokens(lexer, text)

@@ -7,7 +7,8 @@ beside the notes (images, PDFs), are resolved through callables the importer pas
 Here: `render` and its steps (convert, clean, describe), and the converter they share. Beside it,
 each for one thing: `linking` (links to entries and files, `[[wiki]]` links), `bounded`
 (Python-Markdown's slow paths, bounded), `highlighting` (Pygments; its lexing loop in `lexing`),
-`sanitizing` (what HTML a page may show) and `text` (the words of the HTML, for search and counts).
+`sanitizing` (what HTML a page may show), `holding` (highlighted code kept out of the sanitizer,
+put back after it) and `text` (the words of the HTML, for search and counts).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ..markdown_limits import markdown_problem
 from ..render_version import RENDERER_VERSION
 from .bounded import MAX_TREE_DEPTH, _FasterExtension, _Footnotes
 from .highlighting import _Highlight
+from .holding import Held, collecting, sanitize_held
 from .linking import _LinkExtension, _LinkState
 from .sanitizing import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, URL_SCHEMES, label_challenge_parts, sanitize
 from .text import BLOCK_CONTAINERS, _text_of
@@ -125,14 +127,15 @@ def render(
     Raises `ContentError` (line numbers counted in `source`) for Markdown past a rendering limit.
     """
     converted = _convert(source, source_path, resolve_link, entry_slug, resolve_attachment)
-    return _describe(_clean(converted.html), converted)
+    return _describe(_clean(converted), converted)
 
 
 @dataclass
 class _Converted:
-    """Python-Markdown's output for one document, before sanitizing."""
+    """Python-Markdown's output for one document, before sanitizing: its code blocks held (see `holding`)."""
 
     html: str
+    held: Held
     toc: list[dict]
     links: list[str]
     broken_links: list[tuple[int, str]]
@@ -149,8 +152,10 @@ def _convert(source, source_path, resolve_link, entry_slug, resolve_attachment=N
     md, state = _markdown()
     md.reset()
     state.reset(source_path, resolve_link, source, entry_slug or "", resolve_attachment)
+    held = Held()
     try:
-        raw = md.convert(source)
+        with collecting(held):
+            raw = md.convert(source)
     except BaseException as error:
         # A converter stopped half-way keeps parser state (open lists…) into the next document.
         _markdown.cache_clear()
@@ -159,6 +164,7 @@ def _convert(source, source_path, resolve_link, entry_slug, resolve_attachment=N
         raise
     return _Converted(
         raw,
+        held,
         _flatten_toc(md.toc_tokens),
         list(dict.fromkeys(state.links)),
         list(state.broken),
@@ -167,9 +173,9 @@ def _convert(source, source_path, resolve_link, entry_slug, resolve_attachment=N
     )
 
 
-def _clean(raw_html: str) -> str:
-    """The HTML a page may show: sanitized, challenge and solution parts labelled."""
-    return label_challenge_parts(sanitize(raw_html))
+def _clean(converted: _Converted) -> str:
+    """The HTML a page may show: sanitized, held code put back, challenge and solution parts labelled."""
+    return label_challenge_parts(sanitize_held(converted.html, converted.held, sanitize))
 
 
 def _describe(safe: str, converted: _Converted) -> Rendered:

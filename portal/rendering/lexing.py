@@ -16,6 +16,7 @@ from re import _constants as sre  # the parse tree's opcodes
 from re import _parser
 
 from pygments.lexer import ExtendedRegexLexer, LexerContext, RegexLexer
+from pygments.lexers.data import YamlLexer, YamlLexerContext
 from pygments.token import Error, Text, Whitespace, _TokenType
 
 #: How many characters a set may hold before it counts as unknown.
@@ -30,12 +31,14 @@ _STATES: dict[int, tuple[dict, dict, dict]] = {}
 
 
 def fast_loop_for(lexer):
-    """`fast_tokens` or `fast_context_tokens` if one may stand in for this lexer's loop, else None."""
+    """`fast_tokens`, `fast_context_tokens` or `fast_yaml_tokens` if one may stand in for this lexer's loop, else None."""
     own = type(lexer).get_tokens_unprocessed
     if own is RegexLexer.get_tokens_unprocessed:
         return fast_tokens
     if own is ExtendedRegexLexer.get_tokens_unprocessed:
         return fast_context_tokens
+    if own is YamlLexer.get_tokens_unprocessed:
+        return fast_yaml_tokens
     return None
 
 
@@ -175,6 +178,11 @@ def fast_tokens(lexer, text, stack=("root",)):
                 continue
             yield pos, Error, text[pos]
             pos += 1
+
+
+def fast_yaml_tokens(lexer, text=None, context=None):
+    """`YamlLexer.get_tokens_unprocessed`: its own context (indentation) in `fast_context_tokens`' loop."""
+    return fast_context_tokens(lexer, text, YamlLexerContext(text, 0) if context is None else context)
 
 
 def fast_context_tokens(lexer, text=None, context=None):
