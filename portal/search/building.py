@@ -20,7 +20,7 @@ from array import array
 from whoosh.filedb.filestore import FileStorage
 
 from . import compact
-from .internals import SegmentBuilder, add_postings
+from .internals import SegmentBuilder, add_postings, encode_positions, positions_value
 
 #: Documents sent to a helper at a time (round robin, so the split is the same every build).
 BATCH = 100
@@ -30,12 +30,16 @@ SEGMENT_POSTINGS = 4_000_000
 
 
 class TermPool:
-    """Postings of one segment, by field and term: document numbers, weights, encoded values and position keys in arrays."""
+    """Postings of one segment, by field and term: document numbers, weights, encoded values and position keys in arrays.
+
+    Terms are bytes, or text in fields added by `add_positions` (encoded once per term when written).
+    """
 
     def __init__(self):
-        self.fields: dict[str, dict[bytes, tuple]] = {}
+        self.fields: dict[str, dict] = {}
         self.postings = 0
         self._unplaced: set[str] = set()  # fields with postings that came without their positions
+        self._text: set[str] = set()  # fields whose terms are held as text
 
     def add(self, item) -> None:
         """Add one posting (field name, term bytes, document number, weight, value bytes)."""
@@ -44,17 +48,16 @@ class TermPool:
 
     def add_field(self, fieldname: str, docnum: int, postings, boost: float) -> int:
         """Add one document's (term bytes, frequency, weight, value bytes, positions) in a field; the sum of frequencies."""
-        terms = self.fields.get(fieldname)
-        if terms is None:
-            terms = self.fields[fieldname] = {}
+        terms = self._terms(fieldname, text=False)
+        text_terms = fieldname in self._text
         length = count = 0
         base = docnum << 32  # a position key (compact.py): document * 2**32 + position
         for text, frequency, weight, value, positions in postings:
             length += frequency
             count += 1
-            held = terms.get(text)
+            held = terms.get(text.decode("utf-8") if text_terms else text)
             if held is None:
-                held = terms[text] = (array("I"), array("d"), bytearray(), array("I"), array("Q"))
+                held = terms[text.decode("utf-8") if text_terms else text] = _held()
             docs, weights, values, ends, keys = held
             docs.append(docnum)
             weights.append(weight * boost)
@@ -70,6 +73,47 @@ class TermPool:
         self.postings += count
         return length
 
+    def add_positions(self, fieldname: str, docnum: int, found, field_boost: float, boost: float) -> int:
+        """Add one document's terms (text) and their positions in a Whoosh `Positions` field; the number of positions.
+
+        What `add_field` holds for the postings `field.index` gives, with fewer steps a posting (most
+        postings of a build go through here).
+        """
+        terms = self._terms(fieldname, text=True)
+        length = 0
+        base = docnum << 32
+        single, encode = positions_value, encode_positions
+        for text, positions in found.items():
+            held = terms.get(text)
+            if held is None:
+                held = terms[text] = _held()
+            docs, weights, values, ends, keys = held
+            docs.append(docnum)
+            frequency = len(positions)
+            length += frequency
+            weights.append(frequency * field_boost * boost)
+            if frequency == 1:
+                values += single(positions[0])
+                keys.append(base + positions[0])
+            else:
+                values += encode(positions)
+                keys.extend([base + position for position in positions])
+            ends.append(len(values))
+        self.postings += len(found)
+        return length
+
+    def _terms(self, fieldname: str, *, text: bool) -> dict:
+        """The terms held in `fieldname`, keyed by text or by bytes as asked (a field that held the other kind is converted)."""
+        terms = self.fields.get(fieldname)
+        if terms is None:
+            terms = self.fields[fieldname] = {}
+            if text:
+                self._text.add(fieldname)
+        elif text and fieldname not in self._text:  # a text field's terms are its text in UTF-8
+            terms = self.fields[fieldname] = {term.decode("utf-8"): held for term, held in terms.items()}
+            self._text.add(fieldname)
+        return terms
+
     def write(self, schema, fieldwriter, lengths, segment: tuple[str, str] | None = None) -> None:
         """Write every posting, fields and terms in order, freeing each term's arrays as it goes.
 
@@ -82,8 +126,10 @@ class TermPool:
             field_lengths = _field_lengths(lengths, fieldname)
             placed = fieldname not in self._unplaced
             fieldwriter.start_field(fieldname, schema[fieldname])
-            for text in sorted(terms):
-                docs, weights, values, ends, keys = terms.pop(text)
+            text_terms = fieldname in self._text
+            for term in sorted(terms):  # text sorts as its UTF-8 does
+                docs, weights, values, ends, keys = terms.pop(term)
+                text = term.encode("utf-8") if text_terms else term
                 split = _split(values, ends)
                 fieldwriter.start_term(text)
                 add_postings(fieldwriter, docs, weights, split, [field_lengths[d] for d in docs])
@@ -97,6 +143,11 @@ class TermPool:
     def cleanup(self) -> None:
         """Forget every posting."""
         self.fields = {}
+
+
+def _held() -> tuple:
+    """A term's arrays: document numbers, weights, encoded values end to end, where each value ends, position keys."""
+    return array("I"), array("d"), bytearray(), array("I"), array("Q")
 
 
 def _split(values: bytearray, ends) -> list[bytes]:
