@@ -15,6 +15,7 @@ Callers hold this node's import lock: one index writer at a time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from sqlalchemy.orm import load_only
 from .generation import current_generation
 from .models import Entry, ImportRun, IndexChange, db
 from .sandbox import helpers_die_with_me, process_count
-from .search import analysis, store
+from .search import analysis, building, store
+from .search.building import Preparation
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +138,12 @@ def _build(instance_path, generation: int) -> tuple[int, int]:
     entries = db.session.scalars(_indexed(select(Entry).order_by(Entry.id)).execution_options(yield_per=500))
     with helpers_die_with_me():
         procs = process_count(count, forks=True)
-        documents = analysis.thin_spelling((analysis.document_for(e) for e in entries), count)
-        store.build_index(instance_path, documents, generation, procs=procs)
+        # The writers make the documents (the spelling words are most of the work), a batch at a time.
+        prepare = Preparation(
+            functools.partial(analysis.thin_batch, count=count), analysis.spelling_batch(count, building.BATCH)
+        )
+        rows = (analysis.IndexedEntry.of(entry) for entry in entries)
+        store.build_index(instance_path, rows, generation, procs=procs, prepare=prepare)
     return count, procs
 
 

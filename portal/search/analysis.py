@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import defaultdict
+from typing import NamedTuple
 
 from whoosh import fields
 from whoosh.analysis import (
@@ -270,6 +271,34 @@ def is_hub(entry) -> bool:
 INDEXED_COLUMNS = ("slug", "title", "summary", "headings", "text", "kind", "sort_date", "link_keys", "word_count")
 
 
+class TagName(NamedTuple):
+    """A tag as `document_for` reads it."""
+
+    slug: str
+    name: str
+
+
+class IndexedEntry(NamedTuple):
+    """What `document_for` reads of an `Entry` row, as a plain tuple: sent to an index writer process, no database."""
+
+    slug: str
+    title: str
+    summary: str | None
+    headings: str | None
+    text: str
+    kind: str | None
+    sort_date: dt.date
+    link_keys: list | None
+    word_count: int | None
+    tags: tuple[TagName, ...]
+
+    @classmethod
+    def of(cls, entry) -> IndexedEntry:
+        """The indexed columns and tags of an `Entry` row."""
+        tags = tuple(TagName(tag.slug, tag.name) for tag in entry.tags)
+        return cls(*(getattr(entry, name) for name in INDEXED_COLUMNS), tags)
+
+
 def document_for(entry) -> dict:
     """The indexed fields of one `Entry` row."""
     tag_slugs = [tag.slug for tag in entry.tags]
@@ -302,6 +331,20 @@ def distinct_words(text: str) -> str:
 #: (up to 100 levels, enough to rank corrections). At 10,000 entries that is a fifth of the
 #: spelling postings and a quarter less index build time.
 SPELLING_BLOCKS = 100
+
+
+def spelling_batch(count: int, about: int) -> int:
+    """A number of documents near `about` made of whole blocks of `thin_spelling`'s (for `count` documents)."""
+    block = max(1, count // SPELLING_BLOCKS)
+    return block * max(1, round(about / block))
+
+
+def thin_batch(entries: list, count: int) -> list[dict]:
+    """The documents of a batch of `count` entries' (`IndexedEntry`), thinned as `thin_spelling` thins the whole.
+
+    The batch starts a block of `thin_spelling` (`spelling_batch`): each block is thinned on its own.
+    """
+    return list(thin_spelling(map(document_for, entries), count))
 
 
 def thin_spelling(documents, count: int):

@@ -13,16 +13,21 @@ segments' files, terms and postings are those Whoosh's writers make of the same 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import multiprocessing
 import traceback
 from array import array
+from collections.abc import Callable
+from itertools import islice
+from typing import NamedTuple
 
 from whoosh.filedb.filestore import FileStorage
 
 from . import compact
 from .internals import SegmentBuilder, add_postings, encode_positions, positions_value
 
-#: Documents sent to a helper at a time (round robin, so the split is the same every build).
+#: Documents sent to a helper at a time unless the build says otherwise (round robin, so the split is the same every build).
 BATCH = 100
 #: Postings a writer holds (25 to 40 bytes each) before it writes its segment and starts another: about
 #: 1,300,000 for 5,000 generated entries, so a 10,000-entry build on 2 cores writes 2 segments.
@@ -175,20 +180,33 @@ class _Zeros:
         return 0
 
 
-def write_index(ix, documents, procs: int, options: dict) -> int:
-    """Add `documents` to the empty index `ix` in segments written by `procs` processes and commit; the count."""
+class Preparation(NamedTuple):
+    """How a build's items become documents, in the process that writes them: `make(batch)` for each batch of `size` items."""
+
+    make: Callable[[list], list[dict]]
+    size: int = BATCH
+
+
+def write_index(ix, documents, procs: int, options: dict, prepare: Preparation | None = None) -> int:
+    """Add `documents` to the empty index `ix` in segments written by `procs` processes and commit; the count.
+
+    With `prepare`, `documents` are items that its `make` turns into documents a batch at a time,
+    in the writer processes rather than in this one.
+    """
+    prepare = prepare or Preparation(list)
     writer = SegmentBuilder(ix, TermPool(), **options)  # holds the index's lock and writes its table of contents
     try:
         if procs <= 1:
             series, count = _Series(ix, options), 0
-            for document in documents:
-                series.add(document)
-                count += 1
+            for batch in _batches(documents, prepare.size):
+                for document in prepare.make(batch):
+                    series.add(document)
+                count += len(batch)
             writer.publish(series.finish())
             return count
-        helpers = _Helpers(ix.storage.folder, procs, options)
+        helpers = _Helpers(ix.storage.folder, procs, options, prepare.make)
         try:
-            count = helpers.feed(documents)
+            count = helpers.feed(documents, prepare.size)
             segments = helpers.segments()
         finally:
             helpers.stop()
@@ -198,6 +216,13 @@ def write_index(ix, documents, procs: int, options: dict) -> int:
         if not writer.is_closed:
             writer.cancel()
         raise
+
+
+def _batches(items, size: int):
+    """Lists of `size` items in order (the last one shorter)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 class _Series:
@@ -233,28 +258,24 @@ class _Series:
 class _Helpers:
     """Forked processes that each write one segment of the documents they are sent."""
 
-    def __init__(self, directory: str, procs: int, options: dict):
+    def __init__(self, directory: str, procs: int, options: dict, make):
         context = multiprocessing.get_context("fork")  # Whoosh's own writers fork too; nothing is pickled but documents
         self.connections, self.processes = [], []
+        _lean_before_fork()
         for _ in range(procs):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_helper, args=(directory, theirs, options), daemon=True)
+            process = context.Process(target=_helper, args=(directory, theirs, options, make), daemon=True)
             process.start()
             theirs.close()
             self.connections.append(ours)
             self.processes.append(process)
 
-    def feed(self, documents) -> int:
-        """Send the documents in batches, helper after helper; how many were sent."""
-        count, batch, turn = 0, [], 0
-        for document in documents:
-            batch.append(document)
-            count += 1
-            if len(batch) == BATCH:
-                self._send(turn % len(self.connections), batch)
-                batch, turn = [], turn + 1
-        if batch:
+    def feed(self, items, size: int) -> int:
+        """Send the items in batches of `size`, helper after helper; how many were sent."""
+        count = turn = 0
+        for batch in _batches(items, size):
             self._send(turn % len(self.connections), batch)
+            count, turn = count + len(batch), turn + 1
         for number in range(len(self.connections)):
             self._send(number, None)
         return count
@@ -293,12 +314,30 @@ class _Helpers:
                 process.join()
 
 
-def _helper(directory: str, connection, options: dict) -> None:
-    """A helper's life: add every batch it receives to its segments, then send the segments back."""
+def _lean_before_fork() -> None:
+    """Before forking the helpers: the parent's garbage collected and its free memory handed back to the system.
+
+    A helper shares the parent's pages until either writes to one: memory the parent freed but
+    malloc kept would be written over by the helper's postings, a copy each.
+    """
+    gc.collect()
+    _trim()
+
+
+def _trim() -> None:
+    """Give the memory malloc holds free back to the system (glibc's `malloc_trim`; nothing elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def _helper(directory: str, connection, options: dict, make) -> None:
+    """A helper's life: add the documents `make` gives of every batch it receives to its segments, then send the segments back."""
+    # What it inherited stays out of its collections, which would write to every object's header (a page copy each).
+    gc.freeze()
     try:
         series = _Series(FileStorage(directory, supports_mmap=False).open_index(), options)
         while (batch := connection.recv()) is not None:
-            for document in batch:
+            for document in make(batch):
                 series.add(document)
         connection.send(("done", series.finish()))
     except EOFError:  # the parent stopped the build

@@ -30,7 +30,7 @@ from whoosh.writing import MERGE_SMALL
 from ..generation import GENERATION_FILE, read_generation, write_generation
 from . import analysis, compact
 from .analysis import make_schema
-from .building import write_index
+from .building import Preparation, write_index
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,10 @@ def live_index_dir(instance_path) -> Path | None:
     return link.parent / target
 
 
-def build_index(instance_path, documents, generation: int, *, procs: int = 1) -> Path:
-    """Write a new index aside from `documents`, then swap it in atomically."""
+def build_index(
+    instance_path, documents, generation: int, *, procs: int = 1, prepare: Preparation | None = None
+) -> Path:
+    """Write a new index aside from `documents` (items `prepare` turns into documents, if given), then swap it in atomically."""
     instance = Path(instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     name = f"index.{generation}.{uuid.uuid4().hex[:8]}"
@@ -67,7 +69,7 @@ def build_index(instance_path, documents, generation: int, *, procs: int = 1) ->
     building.mkdir()
     ix = index.create_in(str(building), make_schema())
     try:
-        count = write_index(ix, documents, procs, writer_options())
+        count = write_index(ix, documents, procs, writer_options(), prepare)
     except BaseException:
         ix.close()
         shutil.rmtree(building, ignore_errors=True)
