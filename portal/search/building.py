@@ -125,7 +125,20 @@ class TermPool:
         `segment` (folder, segment id): also write the segment's arrays beside it (`compact.SegmentArrays`)
         from the postings held, so that the index step need not read them back.
         """
-        arrays = compact.SegmentArrays(schema) if segment is not None and lengths is not None else None
+        arrays = None
+        if segment is not None and lengths is not None:
+            arrays = compact.SegmentArrays(schema, compact.segment_file(*segment))
+        try:
+            self._write_fields(schema, fieldwriter, lengths, arrays)
+        except BaseException:
+            if arrays is not None:
+                arrays.discard()
+            raise
+        if arrays is not None:
+            arrays.write(lengths)
+
+    def _write_fields(self, schema, fieldwriter, lengths, arrays) -> None:
+        """Write every field's terms in order (and add them to `arrays`, if any)."""
         for fieldname in sorted(self.fields):
             terms = self.fields.pop(fieldname)
             field_lengths = _field_lengths(lengths, fieldname)
@@ -142,8 +155,6 @@ class TermPool:
                 if arrays is not None:
                     arrays.add(fieldname, text, docs, weights, keys if placed else None, split)
             fieldwriter.finish_field()
-        if arrays is not None:
-            arrays.write(compact.segment_file(*segment), lengths)
 
     def cleanup(self) -> None:
         """Forget every posting."""
