@@ -15,6 +15,7 @@ Callers hold this node's import lock: one index writer at a time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ from .models import Entry, ImportRun, IndexChange, db
 from .sandbox import helpers_die_with_me, process_count
 from .search import store
 
-# The analysis (and Whoosh's fields under it) is imported by the functions that write documents:
-# an import that changed nothing never writes any.
+# The analysis and the builder (and Whoosh's fields under them) are imported by the functions that
+# write documents: an import that changed nothing never writes any.
 
 log = logging.getLogger(__name__)
 
@@ -137,14 +138,18 @@ def _update(instance_path, generation: int, slugs: set[str]) -> int:
 
 def _build(instance_path, generation: int) -> tuple[int, int]:
     """Write a whole new index from every entry; (documents written, writer processes)."""
-    from .search import analysis  # lazy: see the imports
+    from .search import analysis, building  # lazy: see the imports
 
     count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
     entries = db.session.scalars(_indexed(select(Entry).order_by(Entry.id)).execution_options(yield_per=500))
     with helpers_die_with_me():
         procs = process_count(count, forks=True)
-        documents = analysis.thin_spelling((analysis.document_for(e) for e in entries), count)
-        store.build_index(instance_path, documents, generation, procs=procs)
+        # The writers make the documents (the spelling words are most of the work), a batch at a time.
+        prepare = building.Preparation(
+            functools.partial(analysis.thin_batch, count=count), analysis.spelling_batch(count, building.BATCH)
+        )
+        rows = (analysis.IndexedEntry.of(entry) for entry in entries)
+        store.build_index(instance_path, rows, generation, procs=procs, prepare=prepare)
     return count, procs
 
 

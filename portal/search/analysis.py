@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections import defaultdict
+from typing import NamedTuple
 
 from whoosh import fields
 from whoosh.analysis import (
@@ -27,6 +29,8 @@ WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
 WORD_RE = re.compile(WORD_PATTERN)
 SPLIT_RE = re.compile(r"[-+/.#_]+")
 SPELL_RE = re.compile(r"[^\W\d_]{3,}")  # the words typo correction knows
+#: What a stop word adds to an index (`TextAnalyzer._index_terms`).
+STOPPED = ()
 SEARCH_FIELDS = ("title", "summary", "headings", "tags", "body")
 FIELD_BOOSTS = {"title": 6.0, "tags": 4.0, "headings": 2.5, "summary": 2.0, "body": 1.0}
 
@@ -92,13 +96,14 @@ class TextAnalyzer(CompositeAnalyzer):
             StemFilter(cachesize=50000),
         )
         self._words: dict[tuple[str, str], tuple[bool, tuple]] = {}
+        self._indexed: dict[str, object] = {}  # word -> its terms for an index build (`_index_terms`)
 
     def __getstate__(self):
-        return {key: value for key, value in self.__dict__.items() if key != "_words"}
+        return {key: value for key, value in self.__dict__.items() if key not in ("_words", "_indexed")}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
-        self._words = {}
+        self._words, self._indexed = {}, {}
 
     def __call__(self, value, positions=False, chars=False, removestops=True, mode="", boosts=False, **kwargs):
         plain = all(kwargs.get(name, default) == default for name, default in self.PLAIN_OPTIONS.items())
@@ -138,23 +143,46 @@ class TextAnalyzer(CompositeAnalyzer):
                 yield token
 
     def term_positions(self, value: str) -> dict[str, list[int]]:
-        """Each term indexed for `value` with its positions, as `_tokens` numbers them (no tokens made: index builds)."""
-        found: dict[str, list[int]] = {}
-        kept, shift = None, 0
-        for number, raw in enumerate(WORD_RE.findall(value)):
-            stopped, terms = self._words.get((raw, "index")) or self._known(raw, "index")
-            if stopped:
-                continue
-            kept = number if kept is None else kept + 1
-            base = kept + shift
-            shift += terms[-1][0]
-            for offset, text, _start, _end in terms:
-                positions = found.get(text)
-                if positions is None:
-                    found[text] = [base + offset]
-                else:
-                    positions.append(base + offset)
+        """Each term indexed for `value` with its positions, as `_tokens` numbers them (no tokens made: index builds).
+
+        Most words are one term at the next position (`_index_terms`): one lookup and one append each.
+        """
+        words = WORD_RE.findall(value)
+        table = self._indexed
+        entries = list(map(table.get, words))
+        if None in entries:
+            entries = [
+                entry if entry is not None else self._index_terms(word)
+                for word, entry in zip(words, entries, strict=True)
+            ]
+        found: defaultdict[str, list[int]] = defaultdict(list)
+        # The first kept word keeps its place (stop words before it count), later kept words close up.
+        first = next((number for number, entry in enumerate(entries) if entry is not STOPPED), None)
+        if first is None:
+            return found
+        shift = 0
+        for position, entry in enumerate((entry for entry in entries if entry is not STOPPED), first):
+            if type(entry) is str:
+                found[entry].append(position + shift)
+            else:
+                for offset, text in entry:
+                    found[text].append(position + shift + offset)
+                shift += entry[-1][0]
         return found
+
+    def _index_terms(self, raw: str):
+        """What one word adds to an index: `STOPPED`, its one term at its own position, or its (offset, term) pairs."""
+        if len(self._indexed) > self.MAX_WORDS:
+            self._indexed.clear()
+        stopped, terms = self._known(raw, "index")
+        if stopped:
+            entry = STOPPED
+        elif len(terms) == 1 and terms[0][0] == 0:
+            entry = terms[0][1]
+        else:
+            entry = tuple((offset, text) for offset, text, _start, _end in terms)
+        self._indexed[raw] = entry
+        return entry
 
     def word_terms(self, raw: str) -> tuple[str, ...]:
         """The terms indexed for one word as it appears in text (none for a stop word)."""
@@ -243,6 +271,34 @@ def is_hub(entry) -> bool:
 INDEXED_COLUMNS = ("slug", "title", "summary", "headings", "text", "kind", "sort_date", "link_keys", "word_count")
 
 
+class TagName(NamedTuple):
+    """A tag as `document_for` reads it."""
+
+    slug: str
+    name: str
+
+
+class IndexedEntry(NamedTuple):
+    """What `document_for` reads of an `Entry` row, as a plain tuple: sent to an index writer process, no database."""
+
+    slug: str
+    title: str
+    summary: str | None
+    headings: str | None
+    text: str
+    kind: str | None
+    sort_date: dt.date
+    link_keys: list | None
+    word_count: int | None
+    tags: tuple[TagName, ...]
+
+    @classmethod
+    def of(cls, entry) -> IndexedEntry:
+        """The indexed columns and tags of an `Entry` row."""
+        tags = tuple(TagName(tag.slug, tag.name) for tag in entry.tags)
+        return cls(*(getattr(entry, name) for name in INDEXED_COLUMNS), tags)
+
+
 def document_for(entry) -> dict:
     """The indexed fields of one `Entry` row."""
     tag_slugs = [tag.slug for tag in entry.tags]
@@ -275,6 +331,20 @@ def distinct_words(text: str) -> str:
 #: (up to 100 levels, enough to rank corrections). At 10,000 entries that is a fifth of the
 #: spelling postings and a quarter less index build time.
 SPELLING_BLOCKS = 100
+
+
+def spelling_batch(count: int, about: int) -> int:
+    """A number of documents near `about` made of whole blocks of `thin_spelling`'s (for `count` documents)."""
+    block = max(1, count // SPELLING_BLOCKS)
+    return block * max(1, round(about / block))
+
+
+def thin_batch(entries: list, count: int) -> list[dict]:
+    """The documents of a batch of `count` entries' (`IndexedEntry`), thinned as `thin_spelling` thins the whole.
+
+    The batch starts a block of `thin_spelling` (`spelling_batch`): each block is thinned on its own.
+    """
+    return list(thin_spelling(map(document_for, entries), count))
 
 
 def thin_spelling(documents, count: int):

@@ -13,16 +13,21 @@ segments' files, terms and postings are those Whoosh's writers make of the same 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import gc
 import multiprocessing
 import traceback
 from array import array
+from collections.abc import Callable
+from itertools import islice
+from typing import NamedTuple
 
 from whoosh.filedb.filestore import FileStorage
 
 from . import compact
-from .internals import SegmentBuilder, add_postings
+from .internals import SegmentBuilder, add_postings, encode_positions, positions_value
 
-#: Documents sent to a helper at a time (round robin, so the split is the same every build).
+#: Documents sent to a helper at a time unless the build says otherwise (round robin, so the split is the same every build).
 BATCH = 100
 #: Postings a writer holds (25 to 40 bytes each) before it writes its segment and starts another: about
 #: 1,300,000 for 5,000 generated entries, so a 10,000-entry build on 2 cores writes 2 segments.
@@ -30,12 +35,16 @@ SEGMENT_POSTINGS = 4_000_000
 
 
 class TermPool:
-    """Postings of one segment, by field and term: document numbers, weights, encoded values and position keys in arrays."""
+    """Postings of one segment, by field and term: document numbers, weights, encoded values and position keys in arrays.
+
+    Terms are bytes, or text in fields added by `add_positions` (encoded once per term when written).
+    """
 
     def __init__(self):
-        self.fields: dict[str, dict[bytes, tuple]] = {}
+        self.fields: dict[str, dict] = {}
         self.postings = 0
         self._unplaced: set[str] = set()  # fields with postings that came without their positions
+        self._text: set[str] = set()  # fields whose terms are held as text
 
     def add(self, item) -> None:
         """Add one posting (field name, term bytes, document number, weight, value bytes)."""
@@ -44,17 +53,16 @@ class TermPool:
 
     def add_field(self, fieldname: str, docnum: int, postings, boost: float) -> int:
         """Add one document's (term bytes, frequency, weight, value bytes, positions) in a field; the sum of frequencies."""
-        terms = self.fields.get(fieldname)
-        if terms is None:
-            terms = self.fields[fieldname] = {}
+        terms = self._terms(fieldname, text=False)
+        text_terms = fieldname in self._text
         length = count = 0
         base = docnum << 32  # a position key (compact.py): document * 2**32 + position
         for text, frequency, weight, value, positions in postings:
             length += frequency
             count += 1
-            held = terms.get(text)
+            held = terms.get(text.decode("utf-8") if text_terms else text)
             if held is None:
-                held = terms[text] = (array("I"), array("d"), bytearray(), array("I"), array("Q"))
+                held = terms[text.decode("utf-8") if text_terms else text] = _held()
             docs, weights, values, ends, keys = held
             docs.append(docnum)
             weights.append(weight * boost)
@@ -70,20 +78,76 @@ class TermPool:
         self.postings += count
         return length
 
+    def add_positions(self, fieldname: str, docnum: int, found, field_boost: float, boost: float) -> int:
+        """Add one document's terms (text) and their positions in a Whoosh `Positions` field; the number of positions.
+
+        What `add_field` holds for the postings `field.index` gives, with fewer steps a posting (most
+        postings of a build go through here).
+        """
+        terms = self._terms(fieldname, text=True)
+        length = 0
+        base = docnum << 32
+        single, encode = positions_value, encode_positions
+        for text, positions in found.items():
+            held = terms.get(text)
+            if held is None:
+                held = terms[text] = _held()
+            docs, weights, values, ends, keys = held
+            docs.append(docnum)
+            frequency = len(positions)
+            length += frequency
+            weights.append(frequency * field_boost * boost)
+            if frequency == 1:
+                values += single(positions[0])
+                keys.append(base + positions[0])
+            else:
+                values += encode(positions)
+                keys.extend([base + position for position in positions])
+            ends.append(len(values))
+        self.postings += len(found)
+        return length
+
+    def _terms(self, fieldname: str, *, text: bool) -> dict:
+        """The terms held in `fieldname`, keyed by text or by bytes as asked (a field that held the other kind is converted)."""
+        terms = self.fields.get(fieldname)
+        if terms is None:
+            terms = self.fields[fieldname] = {}
+            if text:
+                self._text.add(fieldname)
+        elif text and fieldname not in self._text:  # a text field's terms are its text in UTF-8
+            terms = self.fields[fieldname] = {term.decode("utf-8"): held for term, held in terms.items()}
+            self._text.add(fieldname)
+        return terms
+
     def write(self, schema, fieldwriter, lengths, segment: tuple[str, str] | None = None) -> None:
         """Write every posting, fields and terms in order, freeing each term's arrays as it goes.
 
         `segment` (folder, segment id): also write the segment's arrays beside it (`compact.SegmentArrays`)
         from the postings held, so that the index step need not read them back.
         """
-        arrays = compact.SegmentArrays(schema) if segment is not None and lengths is not None else None
+        arrays = None
+        if segment is not None and lengths is not None:
+            arrays = compact.SegmentArrays(schema, compact.segment_file(*segment))
+        try:
+            self._write_fields(schema, fieldwriter, lengths, arrays)
+        except BaseException:
+            if arrays is not None:
+                arrays.discard()
+            raise
+        if arrays is not None:
+            arrays.write(lengths)
+
+    def _write_fields(self, schema, fieldwriter, lengths, arrays) -> None:
+        """Write every field's terms in order (and add them to `arrays`, if any)."""
         for fieldname in sorted(self.fields):
             terms = self.fields.pop(fieldname)
             field_lengths = _field_lengths(lengths, fieldname)
             placed = fieldname not in self._unplaced
             fieldwriter.start_field(fieldname, schema[fieldname])
-            for text in sorted(terms):
-                docs, weights, values, ends, keys = terms.pop(text)
+            text_terms = fieldname in self._text
+            for term in sorted(terms):  # text sorts as its UTF-8 does
+                docs, weights, values, ends, keys = terms.pop(term)
+                text = term.encode("utf-8") if text_terms else term
                 split = _split(values, ends)
                 fieldwriter.start_term(text)
                 add_postings(fieldwriter, docs, weights, split, [field_lengths[d] for d in docs])
@@ -91,12 +155,15 @@ class TermPool:
                 if arrays is not None:
                     arrays.add(fieldname, text, docs, weights, keys if placed else None, split)
             fieldwriter.finish_field()
-        if arrays is not None:
-            arrays.write(compact.segment_file(*segment), lengths)
 
     def cleanup(self) -> None:
         """Forget every posting."""
         self.fields = {}
+
+
+def _held() -> tuple:
+    """A term's arrays: document numbers, weights, encoded values end to end, where each value ends, position keys."""
+    return array("I"), array("d"), bytearray(), array("I"), array("Q")
 
 
 def _split(values: bytearray, ends) -> list[bytes]:
@@ -124,20 +191,33 @@ class _Zeros:
         return 0
 
 
-def write_index(ix, documents, procs: int, options: dict) -> int:
-    """Add `documents` to the empty index `ix` in segments written by `procs` processes and commit; the count."""
+class Preparation(NamedTuple):
+    """How a build's items become documents, in the process that writes them: `make(batch)` for each batch of `size` items."""
+
+    make: Callable[[list], list[dict]]
+    size: int = BATCH
+
+
+def write_index(ix, documents, procs: int, options: dict, prepare: Preparation | None = None) -> int:
+    """Add `documents` to the empty index `ix` in segments written by `procs` processes and commit; the count.
+
+    With `prepare`, `documents` are items that its `make` turns into documents a batch at a time,
+    in the writer processes rather than in this one.
+    """
+    prepare = prepare or Preparation(list)
     writer = SegmentBuilder(ix, TermPool(), **options)  # holds the index's lock and writes its table of contents
     try:
         if procs <= 1:
             series, count = _Series(ix, options), 0
-            for document in documents:
-                series.add(document)
-                count += 1
+            for batch in _batches(documents, prepare.size):
+                for document in prepare.make(batch):
+                    series.add(document)
+                count += len(batch)
             writer.publish(series.finish())
             return count
-        helpers = _Helpers(ix.storage.folder, procs, options)
+        helpers = _Helpers(ix.storage.folder, procs, options, prepare.make)
         try:
-            count = helpers.feed(documents)
+            count = helpers.feed(documents, prepare.size)
             segments = helpers.segments()
         finally:
             helpers.stop()
@@ -147,6 +227,13 @@ def write_index(ix, documents, procs: int, options: dict) -> int:
         if not writer.is_closed:
             writer.cancel()
         raise
+
+
+def _batches(items, size: int):
+    """Lists of `size` items in order (the last one shorter)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 class _Series:
@@ -182,28 +269,24 @@ class _Series:
 class _Helpers:
     """Forked processes that each write one segment of the documents they are sent."""
 
-    def __init__(self, directory: str, procs: int, options: dict):
+    def __init__(self, directory: str, procs: int, options: dict, make):
         context = multiprocessing.get_context("fork")  # Whoosh's own writers fork too; nothing is pickled but documents
         self.connections, self.processes = [], []
+        _lean_before_fork()
         for _ in range(procs):
             ours, theirs = context.Pipe()
-            process = context.Process(target=_helper, args=(directory, theirs, options), daemon=True)
+            process = context.Process(target=_helper, args=(directory, theirs, options, make), daemon=True)
             process.start()
             theirs.close()
             self.connections.append(ours)
             self.processes.append(process)
 
-    def feed(self, documents) -> int:
-        """Send the documents in batches, helper after helper; how many were sent."""
-        count, batch, turn = 0, [], 0
-        for document in documents:
-            batch.append(document)
-            count += 1
-            if len(batch) == BATCH:
-                self._send(turn % len(self.connections), batch)
-                batch, turn = [], turn + 1
-        if batch:
+    def feed(self, items, size: int) -> int:
+        """Send the items in batches of `size`, helper after helper; how many were sent."""
+        count = turn = 0
+        for batch in _batches(items, size):
             self._send(turn % len(self.connections), batch)
+            count, turn = count + len(batch), turn + 1
         for number in range(len(self.connections)):
             self._send(number, None)
         return count
@@ -242,12 +325,30 @@ class _Helpers:
                 process.join()
 
 
-def _helper(directory: str, connection, options: dict) -> None:
-    """A helper's life: add every batch it receives to its segments, then send the segments back."""
+def _lean_before_fork() -> None:
+    """Before forking the helpers: the parent's garbage collected and its free memory handed back to the system.
+
+    A helper shares the parent's pages until either writes to one: memory the parent freed but
+    malloc kept would be written over by the helper's postings, a copy each.
+    """
+    gc.collect()
+    _trim()
+
+
+def _trim() -> None:
+    """Give the memory malloc holds free back to the system (glibc's `malloc_trim`; nothing elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
+def _helper(directory: str, connection, options: dict, make) -> None:
+    """A helper's life: add the documents `make` gives of every batch it receives to its segments, then send the segments back."""
+    # What it inherited stays out of its collections, which would write to every object's header (a page copy each).
+    gc.freeze()
     try:
         series = _Series(FileStorage(directory, supports_mmap=False).open_index(), options)
         while (batch := connection.recv()) is not None:
-            for document in batch:
+            for document in make(batch):
                 series.add(document)
         connection.send(("done", series.finish()))
     except EOFError:  # the parent stopped the build

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
+import shutil
 import sys
 from array import array
 from pathlib import Path
@@ -83,32 +84,46 @@ def _write_one(directory, segment_id: str) -> None:
 
 def _write_segment(leaf, target: Path) -> None:
     """One segment's arrays, read back from the segment Whoosh wrote (an update's, a merge's, or an older index's)."""
-    arrays = SegmentArrays(leaf.schema)
-    for fieldname in arrays.fieldnames():
-        for word in leaf.lexicon(fieldname):
-            ids, weights, values = array("I"), array("f"), []
-            for block_ids, block_weights, block_values in posting_blocks(leaf.postings(fieldname, word)):
-                ids.extend(block_ids)
-                weights.extend(block_weights)
-                values.extend(block_values or ())
-            arrays.add(fieldname, word, ids, weights, values=values)
-    arrays.write(target, leaf)
+    arrays = SegmentArrays(leaf.schema, target)
+    try:
+        for fieldname in arrays.fieldnames():
+            for word in leaf.lexicon(fieldname):
+                ids, weights, values = array("I"), array("f"), []
+                for block_ids, block_weights, block_values in posting_blocks(leaf.postings(fieldname, word)):
+                    ids.extend(block_ids)
+                    weights.extend(block_weights)
+                    values.extend(block_values or ())
+                arrays.add(fieldname, word, ids, weights, values=values)
+    except BaseException:
+        arrays.discard()
+        raise
+    arrays.write(leaf)
 
 
 class SegmentArrays:
-    """One segment's arrays, filled word by word in the order Whoosh lists fields and words, then written.
+    """One segment's arrays, filled word by word in the order Whoosh lists fields and words, then written to `target`.
 
     A full build fills them from the postings it holds (`building.TermPool`, with each word's
     position keys made as it was indexed); `_write_segment` from a finished segment. Both write the
     same bytes. The head's table gives each word one integer (the table stays in every worker's
     memory): where its ids and weights start and how many, and where its position keys start and
-    how many.
+    how many. The arrays go to files beside `target` as they come (none is held in memory) and
+    are copied after the head, which is known last.
     """
 
-    def __init__(self, schema):
-        self.schema = schema
+    PARTS = ("ids", "weights", "keys")
+
+    def __init__(self, schema, target: Path):
+        self.schema, self.target = schema, target
         self.table: dict[str, dict[bytes, int]] = {name: {} for name in schema.scorable_names() if name not in NOT_KEPT}
-        self.ids, self.weights, self.keys = array("I"), array("f"), array("Q")
+        self.ids = self.keys = 0  # how many written
+        self._files = {}
+        try:
+            for part in self.PARTS:
+                self._files[part] = open(self._part(part), "wb")  # noqa: SIM115 - closed by `write` or `discard`
+        except BaseException:
+            self.discard()
+            raise
 
     def fieldnames(self) -> list[str]:
         """The fields kept, in the order their words must be added."""
@@ -119,32 +134,54 @@ class SegmentArrays:
         words = self.table.get(fieldname)
         if words is None:
             return
-        start, first_key = len(self.ids), len(self.keys)
-        self.ids.extend(ids)
-        self.weights.extend(weights if isinstance(weights, array) and weights.typecode == "f" else array("f", weights))
+        start, first_key = self.ids, self.keys
+        ids = ids if isinstance(ids, array) and ids.typecode == "I" else array("I", ids)
+        ids.tofile(self._files["ids"])
+        self.ids += len(ids)
+        (weights if isinstance(weights, array) and weights.typecode == "f" else array("f", weights)).tofile(
+            self._files["weights"]
+        )
         field = self.schema[fieldname]
         if field.format.supports("positions"):
-            if keys is not None:
-                self.keys.extend(keys)
-            else:
+            if keys is None:
                 decode = positions_decoder(field)
+                keys = array("Q")
                 for docnum, value in zip(ids, values, strict=True):
-                    self.keys.extend(map((docnum << 32).__add__, decode(value)))
-        words[word] = _pack(start, len(self.ids) - start, first_key, len(self.keys) - first_key)
+                    keys.extend(map((docnum << 32).__add__, decode(value)))
+            keys.tofile(self._files["keys"])
+            self.keys += len(keys)
+        words[word] = _pack(start, self.ids - start, first_key, self.keys - first_key)
 
-    def write(self, target: Path, documents) -> None:
+    def write(self, documents) -> None:
         """Write the file, with field lengths and tags from `documents` (a segment reader or a per-document reader)."""
         head = marshal.dumps(
-            (self.table, len(self.ids), len(self.keys), _lengths(documents, list(self.table)), segment_tags(documents))
+            (self.table, self.ids, self.keys, _lengths(documents, list(self.table)), segment_tags(documents))
         )
-        partial = target.with_name(target.name + ".part")
-        with open(partial, "wb") as out:
-            out.write(MAGIC + len(head).to_bytes(8, "little"))
-            out.write(head)
-            self.ids.tofile(out)
-            self.weights.tofile(out)
-            self.keys.tofile(out)
-        os.replace(partial, target)
+        partial = self.target.with_name(self.target.name + ".part")
+        try:
+            with open(partial, "wb") as out:
+                out.write(MAGIC + len(head).to_bytes(8, "little"))
+                out.write(head)
+                for part in self.PARTS:
+                    self._files[part].close()
+                    with open(self._part(part), "rb") as written:
+                        shutil.copyfileobj(written, out, 1 << 20)
+            os.replace(partial, self.target)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Close and remove the arrays' files (after `write`, or instead of it)."""
+        for part in self.PARTS:
+            file = self._files.pop(part, None)
+            if file is not None:
+                file.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._part(part))
+
+    def _part(self, part: str) -> Path:
+        """Where one array is written until the file is."""
+        return self.target.with_name(f"{self.target.name}.{part}.part")
 
 
 def _pack(start: int, count: int, first_key: int, keys: int) -> int:

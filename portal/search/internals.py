@@ -11,9 +11,11 @@ from __future__ import annotations
 import functools
 from array import array
 from itertools import accumulate
-from pickle import loads  # nosec B403
+from operator import sub
+from pickle import dumps, loads  # nosec B403
 
 from whoosh import formats, query
+from whoosh.system import pack_uint
 from whoosh.writing import SegmentWriter
 
 #: The class of Whoosh's `NullQuery` singleton (`query.qcore._NullQuery`).
@@ -136,7 +138,7 @@ class SegmentBuilder(SegmentWriter):
                 length = 0
                 if field.indexed:
                     boost = self._field_boost(fields, fieldname, docboost)
-                    length = self.pool.add_field(fieldname, docnum, field_postings(field, value), boost)
+                    length = _add_field(self.pool, fieldname, field, docnum, value, boost)
                     length = length if field.scorable else 0
                 stored = fields.get(f"_stored_{fieldname}", value)
                 perdocwriter.add_field(fieldname, field, stored if field.stored else None, length)
@@ -177,31 +179,26 @@ class SegmentBuilder(SegmentWriter):
         self._finish()
 
 
-def field_postings(field, value):
-    """(term bytes, frequency, weight, value bytes, positions) of each term of `value` in `field`, as `field.index` gives them.
+def _add_field(pool, fieldname: str, field, docnum: int, value, boost: float) -> int:
+    """Add the postings of `value` in `field` to `pool`, as `field.index` gives them; the field's length in the document.
 
     A positions field whose analyzer offers `term_positions` (search.analysis.TextAnalyzer) is
     read without Whoosh's token stream: the same terms, positions and encoded values, and the
     positions themselves (None when read through `field.index`).
     """
     fmt, analyzer = field.format, field.analyzer
-    if type(fmt) is not formats.Positions or not hasattr(analyzer, "term_positions") or not isinstance(value, str):
-        return [(*posting, None) for posting in field.index(value)]
-    boost, encode = fmt.field_boost, fmt.encode
-    return [
-        (
-            term.encode("utf-8"),
-            len(positions),
-            len(positions) * boost,
-            _single_position(positions[0]) if len(positions) == 1 else encode(positions),
-            positions,
-        )
-        for term, positions in analyzer.term_positions(value).items()
-    ]
+    if type(fmt) is formats.Positions and hasattr(analyzer, "term_positions") and isinstance(value, str):
+        return pool.add_positions(fieldname, docnum, analyzer.term_positions(value), fmt.field_boost, boost)
+    return pool.add_field(fieldname, docnum, [(*posting, None) for posting in field.index(value)], boost)
+
+
+def encode_positions(positions: list[int]) -> bytes:
+    """Whoosh's `Positions.encode`: the count, then the deltas pickled (protocol 2); the same bytes without its loop."""
+    return pack_uint(len(positions)) + dumps(list(map(sub, positions, [0, *positions])), 2)
 
 
 @functools.lru_cache(maxsize=4096)
-def _single_position(position: int) -> bytes:
+def positions_value(position: int) -> bytes:
     """Whoosh's encoding of a term seen once, at `position` (most terms of a document): made once per position."""
     return formats.Positions().encode([position])
 

@@ -19,9 +19,12 @@ import shutil
 import uuid
 import warnings
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..generation import GENERATION_FILE, read_generation, write_generation
+
+if TYPE_CHECKING:
+    from .building import Preparation
 
 # Whoosh, the analysis and the arrays are imported by the functions that open or write an index:
 # the request layer (caching.py) and an import that changed nothing only need its paths.
@@ -52,8 +55,10 @@ def live_index_dir(instance_path) -> Path | None:
     return link.parent / target
 
 
-def build_index(instance_path, documents, generation: int, *, procs: int = 1) -> Path:
-    """Write a new index aside from `documents`, then swap it in atomically."""
+def build_index(
+    instance_path, documents, generation: int, *, procs: int = 1, prepare: Preparation | None = None
+) -> Path:
+    """Write a new index aside from `documents` (items `prepare` turns into documents, if given), then swap it in atomically."""
     from whoosh import index  # lazy: see the imports
 
     from .analysis import make_schema
@@ -66,7 +71,7 @@ def build_index(instance_path, documents, generation: int, *, procs: int = 1) ->
     building.mkdir()
     ix = index.create_in(str(building), make_schema())
     try:
-        count = write_index(ix, documents, procs, writer_options())
+        count = write_index(ix, documents, procs, writer_options(), prepare)
     except BaseException:
         ix.close()
         shutil.rmtree(building, ignore_errors=True)
