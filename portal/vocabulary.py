@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import unicodedata
@@ -54,15 +55,9 @@ class TagResolver:
         self.names: dict[str, str] = {slug: v["name"] for slug, v in vocabulary.items()}
         # slug -> the first name seen for it (names from older slug rules that now map elsewhere are left out)
         self.first_names = {slug: name for slug, name in (known_names or {}).items() if tag_slug(name) == slug}
-        self._plain: dict[str, str] = {}  # name -> tag_slug(name): 10,000 entries repeat a few hundred names
-        self._spellings: dict[str, str] = {}  # name -> _spelling(name), likewise
-
-    def _slug(self, name: str) -> str:
-        """`tag_slug(name)`, worked out once per name: an import resolves each tag of each entry twice or more."""
-        plain = self._plain.get(name)
-        if plain is None:
-            plain = self._plain[name] = tag_slug(name)
-        return plain
+        # Each worked out once per name: 10,000 entries repeat a few hundred names, each resolved twice or more.
+        self._slug = functools.cache(tag_slug)
+        self._spelling = functools.cache(_spelling)
 
     def resolve(self, name: str) -> str:
         """The canonical slug of a tag name ("" if nothing of it makes a slug); remembers the first display name seen."""
@@ -85,13 +80,6 @@ class TagResolver:
         if first is None or plain in self.vocabulary or plain in self.alias_of:
             return None
         return None if self._spelling(first) == self._spelling(name) else first
-
-    def _spelling(self, name: str) -> str:
-        """`_spelling(name)`, worked out once per name."""
-        spelling = self._spellings.get(name)
-        if spelling is None:
-            spelling = self._spellings[name] = _spelling(name)
-        return spelling
 
 
 def _spelling(name: str) -> str:

@@ -18,6 +18,7 @@ from whoosh import scoring
 
 from portal import indexing
 from portal.search import compact, engine, store
+from portal.search.analysis import make_schema
 from portal.search.internals import weight_blocks
 from portal.search.parsing import build_filter, plan_query
 from portal.search.postings import Evaluator, ResultCache
@@ -290,3 +291,13 @@ def test_phrases_from_position_keys_are_those_of_whooshs_positions(make_app, tmp
         assert with_arrays.keys() == whoosh.keys(), phrase
         found_any += bool(with_arrays)
     assert found_any > len(phrases) // 2
+
+
+def test_arrays_left_unwritten_by_a_failure_leave_no_files(tmp_path):
+    # The arrays go to files beside the segment as they come: a build that fails midway removes them.
+    target = tmp_path / "segment.nxp"
+    with pytest.raises(RuntimeError), compact.SegmentArrays(make_schema(), target) as arrays:
+        arrays.add("body", b"word", array("I", [0, 1]), array("f", [1.0, 2.0]), array("Q", [0, 1 << 32]))
+        assert list(tmp_path.iterdir())  # written as they come
+        raise RuntimeError("the writer failed")
+    assert list(tmp_path.iterdir()) == []

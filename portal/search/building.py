@@ -60,9 +60,10 @@ class TermPool:
         for text, frequency, weight, value, positions in postings:
             length += frequency
             count += 1
-            held = terms.get(text.decode("utf-8") if text_terms else text)
+            term = text.decode("utf-8") if text_terms else text
+            held = terms.get(term)
             if held is None:
-                held = terms[text.decode("utf-8") if text_terms else text] = _held()
+                held = terms[term] = _held()
             docs, weights, values, ends, keys = held
             docs.append(docnum)
             weights.append(weight * boost)
@@ -125,16 +126,11 @@ class TermPool:
         `segment` (folder, segment id): also write the segment's arrays beside it (`compact.SegmentArrays`)
         from the postings held, so that the index step need not read them back.
         """
-        arrays = None
-        if segment is not None and lengths is not None:
-            arrays = compact.SegmentArrays(schema, compact.segment_file(*segment))
-        try:
+        if segment is None or lengths is None:
+            self._write_fields(schema, fieldwriter, lengths, None)
+            return
+        with compact.SegmentArrays(schema, compact.segment_file(*segment)) as arrays:
             self._write_fields(schema, fieldwriter, lengths, arrays)
-        except BaseException:
-            if arrays is not None:
-                arrays.discard()
-            raise
-        if arrays is not None:
             arrays.write(lengths)
 
     def _write_fields(self, schema, fieldwriter, lengths, arrays) -> None:

@@ -84,8 +84,7 @@ def _write_one(directory, segment_id: str) -> None:
 
 def _write_segment(leaf, target: Path) -> None:
     """One segment's arrays, read back from the segment Whoosh wrote (an update's, a merge's, or an older index's)."""
-    arrays = SegmentArrays(leaf.schema, target)
-    try:
+    with SegmentArrays(leaf.schema, target) as arrays:
         for fieldname in arrays.fieldnames():
             for word in leaf.lexicon(fieldname):
                 ids, weights, values = array("I"), array("f"), []
@@ -94,10 +93,7 @@ def _write_segment(leaf, target: Path) -> None:
                     weights.extend(block_weights)
                     values.extend(block_values or ())
                 arrays.add(fieldname, word, ids, weights, values=values)
-    except BaseException:
-        arrays.discard()
-        raise
-    arrays.write(leaf)
+        arrays.write(leaf)
 
 
 class SegmentArrays:
@@ -108,7 +104,8 @@ class SegmentArrays:
     same bytes. The head's table gives each word one integer (the table stays in every worker's
     memory): where its ids and weights start and how many, and where its position keys start and
     how many. The arrays go to files beside `target` as they come (none is held in memory) and
-    are copied after the head, which is known last.
+    are copied after the head, which is known last. Used as a context manager: leaving it removes
+    those files, so arrays left unwritten by a failure leave nothing behind.
     """
 
     PARTS = ("ids", "weights", "keys")
@@ -169,6 +166,12 @@ class SegmentArrays:
             os.replace(partial, self.target)
         finally:
             self.discard()
+
+    def __enter__(self) -> SegmentArrays:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.discard()
 
     def discard(self) -> None:
         """Close and remove the arrays' files (after `write`, or instead of it)."""
