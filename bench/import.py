@@ -8,9 +8,9 @@ Each run, in order: a full import into a fresh instance, the same import again w
 changed, then `mkdocs build` (mkdocs 1.6.1, mkdocs-material 9.8.1 and its search plugin, in a
 throwaway venv under bench/out/) of the same folder; `--runs 2` gives A B A B.
 
-The import runs in a subprocess that calls `import_content` in-process (as `flask --app portal
-import` does) and prints its report as JSON: `ImportReport.timings` (read, parse, render, write,
-index) when the importer has it, else what its log lines say (render, write, index), else n/a.
+The import is the command a user runs, `flask --app portal import -q`, timed from its start to
+its end (Python's start-up included); its stage times (read, parse, render, write, index) are
+`ImportReport.timings` as its closing log line gives them.
 Peak memory: the largest process of the import's tree (the kernel's maxrss, from wait4), and
 the whole tree's RSS summed (sampled every 0.1 s) and PSS summed (every 1 s: reading it costs);
 pool and index-writer processes share pages with the importer: RSS counts them in each, PSS
@@ -30,9 +30,6 @@ sys.path[:] = [str(HERE.parent)] + [p for p in sys.path if Path(p or ".").resolv
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import gc  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
@@ -45,11 +42,11 @@ from dataclasses import dataclass, field  # noqa: E402
 from bench import common  # noqa: E402
 
 STAGES = ("read", "parse", "render", "write", "index")
-# The importer's log lines (logger `portal.importer`) until it exposes `ImportReport.timings`.
-LOG_PATTERNS = {
-    ("render", "write"): re.compile(r"rendered in ([\d.]+)s, database written in ([\d.]+)s"),
-    ("index",): re.compile(r"search index rebuilt .* in ([\d.]+)s"),
-}
+#: The importer's closing log line: its summary, seconds, generation and `ImportReport.timings`.
+REPORT_LINE = re.compile(
+    r"import of .*?: (?P<summary>.*) in (?P<seconds>[\d.]+)s \(generation [^;)]*;? ?(?P<timings>[^)]*)\)"
+)
+TIMING = re.compile(r"(\w+) ([\d.]+)s")
 # Tree RSS every 0.1 s from /proc/PID/statm (microseconds to read); tree PSS every 1 s from smaps_rollup,
 # which walks the page tables (about 25 ms for an 800 MB process: sampled often, it slows the import).
 SAMPLE_SECONDS = 0.1
@@ -57,57 +54,16 @@ PSS_EVERY = 10
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-# --- the import, in the child process ---------------------------------------------------------
-
-
-def importer():
-    """`import_content`, wherever the importer lives now: the one place to change if it moves."""
-    from portal.importer import import_content
-
-    return import_content
-
-
-class _Lines(logging.Handler):
-    """Keeps the messages of one logger, for the fallback timings."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-def timings_from_log(messages: list[str]) -> dict[str, float]:
-    """Stage seconds the importer's log lines give (render, write, index); empty if it logs none."""
-    found = {}
-    for names, pattern in LOG_PATTERNS.items():
-        for message in messages:
-            if match := pattern.search(message):
-                found.update(zip(names, map(float, match.groups()), strict=True))
-    return found
-
-
-def child_import() -> None:
-    """In this process: import NEXUS_CONTENT_DIR into NEXUS_INSTANCE_PATH and print the report as JSON."""
-    from portal import create_app
-
-    app = create_app()
-    gc.freeze()  # as `flask --app portal import` does before importing (portal/cli.py)
-    lines = _Lines()
-    logger = logging.getLogger("portal.importer")
-    logger.addHandler(lines)
-    logger.setLevel(logging.INFO)
-    with app.app_context():
-        report = importer()(app.config["CONTENT_DIR"], app.instance_path, folder_tags=app.config["FOLDER_TAGS"])
-    result = {
-        "seconds": report.seconds,
-        "summary": report.summary(),
-        "errors": len(report.errors),
-        "timings": getattr(report, "timings", None),
-        "log_timings": timings_from_log(lines.messages),
-    }
-    print("RESULT " + json.dumps(result), flush=True)
+def report_of(output: str) -> dict | None:
+    """The import's summary, seconds and stage timings, from its closing log line; None if there is none."""
+    found = None
+    for match in REPORT_LINE.finditer(output):
+        found = match
+    if found is None:
+        return None
+    timings = {name: float(seconds) for name, seconds in TIMING.findall(found["timings"])}
+    summary = f"{found['summary']} in {found['seconds']}s"
+    return {"seconds": float(found["seconds"]), "summary": summary, "timings": timings}
 
 
 # --- measuring a process tree -----------------------------------------------------------------
@@ -196,12 +152,13 @@ def measure(command: list[str], env: dict | None = None, cwd=common.PROJECT_ROOT
 
 
 def nexus_import(content: Path, instance: Path) -> Measured:
-    """One import of `content` into `instance` in a child process (this file with `--child`)."""
+    """One `flask --app portal import -q` of `content` into `instance`: the command a user runs, start-up included."""
     env = common.env_for(instance, content)
-    measured = measure([sys.executable, __file__, "--child"], env)
-    if "RESULT " not in measured.stdout:
+    measured = measure([str(common.BIN / "flask"), "--app", "portal", "import", "-q"], env)
+    result = report_of(measured.stderr + measured.stdout)
+    if measured.returncode or result is None:
         raise SystemExit(f"the import failed (exit {measured.returncode}):\n{measured.stderr[-3000:]}")
-    measured.result = json.loads(measured.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    measured.result = result
     return measured
 
 
@@ -222,9 +179,7 @@ def mkdocs_build(content: Path, workdir: Path) -> Measured | None:
 def stage_cells(measured: Measured) -> tuple[list[str], str]:
     """The read/parse/render/write/index/other cells of an import and where they came from."""
     result = measured.result
-    timings, source = result.get("timings"), "ImportReport.timings"
-    if not timings:
-        timings, source = result.get("log_timings") or {}, "log lines"
+    timings, source = result.get("timings"), "the importer's log line (ImportReport.timings)"
     if not timings:
         return ["n/a"] * (len(STAGES) + 1), "n/a"
     known = {name: float(timings[name]) for name in STAGES if timings.get(name) is not None}
@@ -255,7 +210,7 @@ def print_tables(name: str, files: int, rows: list[tuple[int, str, Measured]], s
         "in-process = `import_content` alone (wall)."
     )
     print(f"Stages from: {', '.join(sorted(sources))}; other = in-process minus the stages given", end="")
-    print(" (with the log lines: read + parse + the rest).\n" if "log lines" in sources else ".\n")
+    print(".\n")
     print(
         "| run | what | wall s | CPU s | in-process s | read | parse | render | write | index | other "
         "| peak MB, largest process | peak MB, tree RSS | peak MB, tree PSS | load |"
@@ -302,16 +257,10 @@ def main(argv=None) -> None:
     source.add_argument("--corpus", help="a folder of Markdown notes (read only)")
     source.add_argument("--code-heavy", type=int, metavar="N", help="N generated long, code-heavy notes")
     source.add_argument("--generated", type=int, metavar="N", help="N entries of the generated corpus")
-    source.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the measured import itself
     parser.add_argument("--runs", type=int, default=1, help="rounds of Nexus then mkdocs (2: A B A B)")
     parser.add_argument("--skip-mkdocs", action="store_true", help="no mkdocs build (it takes minutes at 10,000)")
     parser.add_argument("--workdir", default=str(common.OUT / "import"))
     args = parser.parse_args(argv)
-    if args.child:
-        child_import()
-        return
-    # Not for the child: building the corpus module's word lists costs about 0.5 s, which would be
-    # counted as the measured import's start-up.
     from bench import corpus
 
     work = Path(args.workdir)
