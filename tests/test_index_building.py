@@ -11,7 +11,7 @@ import pytest
 from whoosh import index
 
 from portal.search import building, compact, store
-from portal.search.analysis import make_schema, thin_spelling
+from portal.search.analysis import SPELL_RE, distinct_words, make_schema, thin_spelling
 
 WORDS = ["cache", "redis", "select_related", "docker-compose", "N+1", "CI/CD", "the", "worker", "queue", "zeppelin"]
 
@@ -33,7 +33,8 @@ def documents(count: int) -> list[dict]:
                 "kind": rng.choice(["concept", "technology"]),
                 "date": dt.datetime(2024, 1, 1) + dt.timedelta(days=i),
                 "title_sort": f"note {i}",
-                "spell": " ".join(dict.fromkeys(w.lower() for w in body.split() if w.isalpha())),
+                "spell": " ".join(dict.fromkeys(w.lower() for w in body.split() if w.isalpha()))
+                + (" The İstanbul Café café to QUEUE" if i % 5 == 0 else ""),  # what `term_counts` must lower and stop
                 "hub": i % 7 == 0,
             }
         )
@@ -131,6 +132,30 @@ def test_term_positions_are_those_of_the_token_stream(text):
     for token in analyzer(text, positions=True, mode="index"):
         expected.setdefault(token.text, []).append(token.pos)
     assert analyzer.term_positions(text) == expected
+
+
+# Texts whose words lowering lengthens or splits (İ), stop words in any case, short and repeated words.
+TRICKY_SPELLING = [
+    "",
+    "The the THE a an to of",
+    "İstanbul straße STRASSE ǅemal café Café CAFÉ naïve",
+    "x yy zzz zzz Zzz zzz_zzz 3zzz zzz3 Σίσυφος ΣΊΣΥΦΟΣ",
+    "Redis redis REDIS worker, queue; the worker-queue",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_SPELLING)
+def test_spelling_counts_are_those_of_the_token_stream(text):
+    field = make_schema()["spell"]
+    expected = {word: frequency for word, frequency, _weight, _value in field.format.word_values(text, field.analyzer)}
+    counts = field.analyzer.term_counts(text)
+    assert dict(counts) == expected
+    assert list(counts) == list(expected)  # in the order first seen
+
+
+@pytest.mark.parametrize("text", [*TRICKY_SPELLING, "Cache cache CACHE cachE redis Redis", "Ünïcode ünïcode UNICODE"])
+def test_distinct_words_lowers_each_word_and_keeps_the_order_of_first_use(text):
+    assert distinct_words(text) == " ".join(dict.fromkeys(word.lower() for word in SPELL_RE.findall(text)))
 
 
 @pytest.mark.parametrize("procs", [1, 2])

@@ -23,6 +23,7 @@ from itertools import islice
 from typing import NamedTuple
 
 from whoosh.filedb.filestore import FileStorage
+from whoosh.system import pack_uint
 
 from . import compact
 from .internals import SegmentBuilder, add_postings, encode_positions, positions_value
@@ -106,6 +107,27 @@ class TermPool:
                 keys.extend([base + position for position in positions])
             ends.append(len(values))
         self.postings += len(found)
+        return length
+
+    def add_counts(self, fieldname: str, docnum: int, counts, field_boost: float, boost: float) -> int:
+        """Add one document's terms (text) and their frequencies in a Whoosh `Frequency` field; the sum of frequencies.
+
+        What `add_field` holds for the postings `field.index` gives: weight frequency * boosts, value the frequency packed.
+        """
+        terms = self._terms(fieldname, text=True)
+        self._unplaced.add(fieldname)
+        length = 0
+        for text, frequency in counts.items():
+            held = terms.get(text)
+            if held is None:
+                held = terms[text] = _held()
+            docs, weights, values, ends, _keys = held
+            docs.append(docnum)
+            length += frequency
+            weights.append(float(frequency) * field_boost * boost)
+            values += pack_uint(frequency)
+            ends.append(len(values))
+        self.postings += len(counts)
         return length
 
     def _terms(self, fieldname: str, *, text: bool) -> dict:
