@@ -134,6 +134,45 @@ def test_term_positions_are_those_of_the_token_stream(text):
     assert analyzer.term_positions(text) == expected
 
 
+def boosted_and_mixed(count: int) -> list[dict]:
+    """Documents with document and field boosts, and bodies given as lists of words (Whoosh's general path) among text."""
+    docs = documents(count)
+    for number, document in enumerate(docs):
+        if number % 4 == 1:
+            document["_boost"] = 1.5  # every field's weights
+        if number % 6 == 2:
+            document["_body_boost"] = 3.0  # the body's alone
+        if number % 9 == 5:
+            document["body"] = document["body"].lower().split()  # pre-split words, held as `add_field` holds them
+    return docs
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_boosts_and_words_given_as_lists_are_held_as_whoosh_writes_them(tmp_path, procs):
+    docs = boosted_and_mixed(450)
+    (tmp_path / "whoosh").mkdir()
+    whoosh_build(tmp_path / "whoosh", docs)
+    expected, got = (
+        contents(tmp_path / "whoosh"),
+        contents(store.build_index(tmp_path / "instance", docs, 1, procs=procs)),
+    )
+    expected.pop("segments")
+    got.pop("segments")
+    assert got == expected
+
+
+def test_a_field_of_positions_turns_to_general_postings_and_back(tmp_path):
+    # The body's postings held as position keys alone (`add_positions`) are converted when a
+    # document's body comes as a list (`add_field`), and later text bodies join them.
+    docs = documents(30)
+    docs[10]["body"] = ["cache", "redis", "cache"]
+    docs[11]["_body_boost"] = 2.0
+    (tmp_path / "whoosh").mkdir()
+    whoosh_build(tmp_path / "whoosh", docs)
+    expected, got = contents(tmp_path / "whoosh"), contents(store.build_index(tmp_path / "instance", docs, 1))
+    assert got == expected
+
+
 # Texts whose words lowering lengthens or splits (İ), stop words in any case, short and repeated words.
 TRICKY_SPELLING = [
     "",
