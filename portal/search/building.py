@@ -40,7 +40,8 @@ SEGMENT_POSTINGS = 4_000_000
 class TermPool:
     """Postings of one segment, by field and term: document numbers, weights, encoded values and position keys in arrays.
 
-    Terms are bytes, or text in fields added by `add_positions` (encoded once per term when written).
+    Terms are bytes, or text in fields added by `add_positions` or `add_counts` (encoded once per term
+    when written). A field of `add_positions` holds each term's position keys alone (8 bytes a place).
     """
 
     def __init__(self):
@@ -48,9 +49,8 @@ class TermPool:
         self.postings = 0
         self._unplaced: set[str] = set()  # fields with postings that came without their positions
         self._text: set[str] = set()  # fields whose terms are held as text
-        self._keyed: dict[
-            str, float
-        ] = {}  # fields of `add_positions` (their field boost): each term's position keys alone
+        # Fields of `add_positions`, with their field boost: each term's position keys alone.
+        self._keyed: dict[str, float] = {}
         self._boosts: dict[str, dict[int, float]] = {}  # in those, the documents whose boost is not 1
 
     def add(self, item) -> None:
