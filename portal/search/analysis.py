@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter, defaultdict, deque
-from itertools import compress, count, repeat
+from itertools import compress, count, filterfalse, repeat
 from operator import is_not
 from typing import NamedTuple
 
@@ -187,7 +187,7 @@ class TextAnalyzer(CompositeAnalyzer):
         table = self._indexed
         entries = list(map(table.get, words))
         if None in entries:
-            for word in dict.fromkeys(words).keys() - table.keys():
+            for word in filterfalse(table.__contains__, dict.fromkeys(words)):  # each new word, once
                 self._index_terms(word)
             entries = list(map(table.get, words))
             if None in entries:  # the table started again meanwhile (`MAX_WORDS`)

@@ -208,6 +208,12 @@ def _keyed_postings(keys, field_boost: float, boosts: dict[int, float]) -> tuple
     keys is its positions. The weights are those `add_field` holds: frequency * field boost * boost.
     Each step maps a whole term's keys at once: no Python step a posting but the encoding of repeated terms.
     """
+    if len(keys) == 1:  # one place in one document: the commonest term of all
+        return (
+            array("I", [keys[0] >> 32]),
+            [1 * field_boost * boosts.get(keys[0] >> 32, 1.0)],
+            [positions_value(keys[0] & MASK)],
+        )
     every = array("I", map((32).__rrshift__, keys))  # key >> 32: the document
     positions = list(map(MASK.__and__, keys))
     if len(every) == 1 or len(set(every)) == len(every):  # once in each document: most terms
