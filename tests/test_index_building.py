@@ -11,7 +11,7 @@ import pytest
 from whoosh import index
 
 from portal.search import building, compact, store
-from portal.search.analysis import make_schema, thin_spelling
+from portal.search.analysis import SPELL_RE, distinct_words, make_schema, thin_spelling
 
 WORDS = ["cache", "redis", "select_related", "docker-compose", "N+1", "CI/CD", "the", "worker", "queue", "zeppelin"]
 
@@ -33,7 +33,8 @@ def documents(count: int) -> list[dict]:
                 "kind": rng.choice(["concept", "technology"]),
                 "date": dt.datetime(2024, 1, 1) + dt.timedelta(days=i),
                 "title_sort": f"note {i}",
-                "spell": " ".join(dict.fromkeys(w.lower() for w in body.split() if w.isalpha())),
+                "spell": " ".join(dict.fromkeys(w.lower() for w in body.split() if w.isalpha()))
+                + (" The İstanbul Café café to QUEUE" if i % 5 == 0 else ""),  # what `term_counts` must lower and stop
                 "hub": i % 7 == 0,
             }
         )
@@ -131,6 +132,69 @@ def test_term_positions_are_those_of_the_token_stream(text):
     for token in analyzer(text, positions=True, mode="index"):
         expected.setdefault(token.text, []).append(token.pos)
     assert analyzer.term_positions(text) == expected
+
+
+def boosted_and_mixed(count: int) -> list[dict]:
+    """Documents with document and field boosts, and bodies given as lists of words (Whoosh's general path) among text."""
+    docs = documents(count)
+    for number, document in enumerate(docs):
+        if number % 4 == 1:
+            document["_boost"] = 1.5  # every field's weights
+        if number % 6 == 2:
+            document["_body_boost"] = 3.0  # the body's alone
+        if number % 9 == 5:
+            document["body"] = document["body"].lower().split()  # pre-split words, held as `add_field` holds them
+    return docs
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_boosts_and_words_given_as_lists_are_held_as_whoosh_writes_them(tmp_path, procs):
+    docs = boosted_and_mixed(450)
+    (tmp_path / "whoosh").mkdir()
+    whoosh_build(tmp_path / "whoosh", docs)
+    expected, got = (
+        contents(tmp_path / "whoosh"),
+        contents(store.build_index(tmp_path / "instance", docs, 1, procs=procs)),
+    )
+    expected.pop("segments")
+    got.pop("segments")
+    assert got == expected
+
+
+def test_a_field_of_positions_turns_to_general_postings_and_back(tmp_path):
+    # The body's postings held as position keys alone (`add_positions`) are converted when a
+    # document's body comes as a list (`add_field`), and later text bodies join them.
+    docs = documents(30)
+    docs[10]["body"] = ["cache", "redis", "cache"]
+    docs[11]["_body_boost"] = 2.0
+    (tmp_path / "whoosh").mkdir()
+    whoosh_build(tmp_path / "whoosh", docs)
+    expected, got = contents(tmp_path / "whoosh"), contents(store.build_index(tmp_path / "instance", docs, 1))
+    assert got == expected
+
+
+# Texts whose words lowering lengthens or splits (İ), stop words in any case, short and repeated words.
+TRICKY_SPELLING = [
+    "",
+    "The the THE a an to of",
+    "İstanbul straße STRASSE ǅemal café Café CAFÉ naïve",
+    "x yy zzz zzz Zzz zzz_zzz 3zzz zzz3 Σίσυφος ΣΊΣΥΦΟΣ",
+    "Redis redis REDIS worker, queue; the worker-queue",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_SPELLING)
+def test_spelling_counts_are_those_of_the_token_stream(text):
+    field = make_schema()["spell"]
+    expected = {word: frequency for word, frequency, _weight, _value in field.format.word_values(text, field.analyzer)}
+    counts = field.analyzer.term_counts(text)
+    assert dict(counts) == expected
+    assert list(counts) == list(expected)  # in the order first seen
+
+
+@pytest.mark.parametrize("text", [*TRICKY_SPELLING, "Cache cache CACHE cachE redis Redis", "Ünïcode ünïcode UNICODE"])
+def test_distinct_words_lowers_each_word_and_keeps_the_order_of_first_use(text):
+    assert distinct_words(text) == " ".join(dict.fromkeys(word.lower() for word in SPELL_RE.findall(text)))
 
 
 @pytest.mark.parametrize("procs", [1, 2])

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict, deque
+from itertools import compress, count, filterfalse, repeat
+from operator import is_not
 from typing import NamedTuple
 
 from whoosh import fields
@@ -143,32 +145,57 @@ class TextAnalyzer(CompositeAnalyzer):
                 yield token
 
     def term_positions(self, value: str) -> dict[str, list[int]]:
-        """Each term indexed for `value` with its positions, as `_tokens` numbers them (no tokens made: index builds).
+        """Each term indexed for `value` with its positions, as `_tokens` numbers them (no tokens made: index builds)."""
+        found: defaultdict[str, list[int]] = defaultdict(list)
+        terms, positions = self.term_sequence(value)
+        deque(map(list.append, map(found.__getitem__, terms), positions), 0)
+        return found
 
-        Most words are one term at the next position (`_index_terms`): one lookup and one append each.
+    def term_sequence(self, value: str) -> tuple[list[str], list[int]]:
+        """Each term indexed for `value` in order, and its position (as `_tokens` numbers them): an index build's input.
+
+        Most words are one term at the next position (`_index_terms`), so the lists are made
+        with C loops (`map`, `filter`, slices, ranges); only compounds take a step of Python each.
         """
+        entries = self._entries(value)
+        # The first kept word keeps its place (stop words before it count), later kept words close up.
+        first = next((number for number, entry in enumerate(entries) if entry is not STOPPED), None)
+        if first is None:
+            return [], []
+        kept = list(filter(None, entries))  # STOPPED is empty; a term (`_index_terms`) never is
+        compounds = list(compress(count(), map(is_not, map(type, kept), repeat(str))))
+        if not compounds:
+            return kept, range(first, first + len(kept))
+        terms: list[str] = []
+        positions: list[int] = []
+        start = shift = 0
+        for number in compounds:
+            terms += kept[start:number]
+            positions += range(first + start + shift, first + number + shift)
+            entry = kept[number]
+            terms += [text for _offset, text in entry]
+            positions += [first + number + shift + offset for offset, _text in entry]
+            shift += entry[-1][0]
+            start = number + 1
+        terms += kept[start:]
+        positions += range(first + start + shift, first + len(kept) + shift)
+        return terms, positions
+
+    def _entries(self, value: str) -> list:
+        """What each word of `value` adds to an index (`_index_terms`), in order."""
         words = WORD_RE.findall(value)
         table = self._indexed
         entries = list(map(table.get, words))
         if None in entries:
-            entries = [
-                entry if entry is not None else self._index_terms(word)
-                for word, entry in zip(words, entries, strict=True)
-            ]
-        found: defaultdict[str, list[int]] = defaultdict(list)
-        # The first kept word keeps its place (stop words before it count), later kept words close up.
-        first = next((number for number, entry in enumerate(entries) if entry is not STOPPED), None)
-        if first is None:
-            return found
-        shift = 0
-        for position, entry in enumerate((entry for entry in entries if entry is not STOPPED), first):
-            if type(entry) is str:
-                found[entry].append(position + shift)
-            else:
-                for offset, text in entry:
-                    found[text].append(position + shift + offset)
-                shift += entry[-1][0]
-        return found
+            for word in filterfalse(table.__contains__, dict.fromkeys(words)):  # each new word, once
+                self._index_terms(word)
+            entries = list(map(table.get, words))
+            if None in entries:  # the table started again meanwhile (`MAX_WORDS`)
+                entries = [
+                    entry if entry is not None else self._index_terms(word)
+                    for word, entry in zip(words, entries, strict=True)
+                ]
+        return entries
 
     def _index_terms(self, raw: str):
         """What one word adds to an index: `STOPPED`, its one term at its own position, or its (offset, term) pairs."""
@@ -177,7 +204,7 @@ class TextAnalyzer(CompositeAnalyzer):
         stopped, terms = self._known(raw, "index")
         if stopped:
             entry = STOPPED
-        elif len(terms) == 1 and terms[0][0] == 0:
+        elif len(terms) == 1 and terms[0][0] == 0 and terms[0][1]:  # a term as text is never empty (`term_sequence`)
             entry = terms[0][1]
         else:
             entry = tuple((offset, text) for offset, text, _start, _end in terms)
@@ -212,7 +239,27 @@ def text_analyzer():
 
 def spelling_analyzer():
     """Unstemmed words: the vocabulary that typo correction draws from."""
-    return RegexTokenizer(SPELL_RE.pattern) | LowercaseFilter() | StopFilter()
+    return SpellingAnalyzer()
+
+
+class SpellingAnalyzer(CompositeAnalyzer):
+    """The spelling pipeline (words of letters, lowercased, stop words out), which can also count an index build's terms.
+
+    `term_counts` gives the terms and frequencies Whoosh's `Frequency` format takes from the
+    token stream, without making a token per word: the `spell` field is in every document.
+    """
+
+    def __init__(self):
+        super().__init__(RegexTokenizer(SPELL_RE.pattern), LowercaseFilter(), StopFilter())
+
+    def term_counts(self, value: str) -> Counter:
+        """Each term indexed for `value`, in the order first seen, with how many times (what the token stream gives)."""
+        stop = self.items[-1]
+        stops, shortest, longest = stop.stops, stop.min, stop.max
+        words = map(str.lower, self.items[0].expression.findall(value))
+        if longest is None:
+            return Counter(word for word in words if len(word) >= shortest and word not in stops)
+        return Counter(word for word in words if shortest <= len(word) <= longest and word not in stops)
 
 
 class TagSlugFilter(Filter):
@@ -321,9 +368,13 @@ def document_for(entry) -> dict:
 def distinct_words(text: str) -> str:
     """Each spelling word once: typo correction needs the vocabulary, not every occurrence.
 
-    Indexing every occurrence took about a third of the index build time.
+    Indexing every occurrence took about a third of the index build time. Lowering each distinct
+    written form rather than every word (or the whole text, when ASCII) gives the same words in the same order.
     """
-    return " ".join(dict.fromkeys(word.lower() for word in SPELL_RE.findall(text)))
+    if text.isascii():  # lowering ASCII changes no word's bounds: the whole text at once
+        return " ".join(dict.fromkeys(SPELL_RE.findall(text.lower())))
+    # Each written form lowered once: a word's first form comes first, so the order stays that of first use.
+    return " ".join(dict.fromkeys(map(str.lower, dict.fromkeys(SPELL_RE.findall(text)))))
 
 
 #: Typo correction keeps every word, but from 200 entries on records it once per block of

@@ -18,15 +18,18 @@ import gc
 import multiprocessing
 import traceback
 from array import array
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
-from itertools import islice
+from itertools import accumulate, compress, count, islice
 from typing import NamedTuple
 
 from whoosh.filedb.filestore import FileStorage
+from whoosh.system import pack_uint
 
 from . import compact
 from .internals import SegmentBuilder, add_postings, encode_positions, positions_value
 
+MASK = 2**32 - 1  # a position key's position
 #: Documents sent to a helper at a time unless the build says otherwise (round robin, so the split is the same every build).
 BATCH = 100
 #: Postings a writer holds (25 to 40 bytes each) before it writes its segment and starts another: about
@@ -37,7 +40,8 @@ SEGMENT_POSTINGS = 4_000_000
 class TermPool:
     """Postings of one segment, by field and term: document numbers, weights, encoded values and position keys in arrays.
 
-    Terms are bytes, or text in fields added by `add_positions` (encoded once per term when written).
+    Terms are bytes, or text in fields added by `add_positions` or `add_counts` (encoded once per term
+    when written). A field of `add_positions` holds each term's position keys alone (8 bytes a place).
     """
 
     def __init__(self):
@@ -45,6 +49,9 @@ class TermPool:
         self.postings = 0
         self._unplaced: set[str] = set()  # fields with postings that came without their positions
         self._text: set[str] = set()  # fields whose terms are held as text
+        # Fields of `add_positions`, with their field boost: each term's position keys alone.
+        self._keyed: dict[str, float] = {}
+        self._boosts: dict[str, dict[int, float]] = {}  # in those, the documents whose boost is not 1
 
     def add(self, item) -> None:
         """Add one posting (field name, term bytes, document number, weight, value bytes)."""
@@ -53,6 +60,8 @@ class TermPool:
 
     def add_field(self, fieldname: str, docnum: int, postings, boost: float) -> int:
         """Add one document's (term bytes, frequency, weight, value bytes, positions) in a field; the sum of frequencies."""
+        if fieldname in self._keyed:
+            self._unkey(fieldname)
         terms = self._terms(fieldname, text=False)
         text_terms = fieldname in self._text
         length = count = 0
@@ -79,34 +88,59 @@ class TermPool:
         self.postings += count
         return length
 
-    def add_positions(self, fieldname: str, docnum: int, found, field_boost: float, boost: float) -> int:
-        """Add one document's terms (text) and their positions in a Whoosh `Positions` field; the number of positions.
+    def add_positions(self, fieldname: str, docnum: int, terms, positions, field_boost: float, boost: float) -> int:
+        """Add one document's terms (text) at their positions (two sequences) in a Whoosh `Positions` field; the number of positions.
 
-        What `add_field` holds for the postings `field.index` gives, with fewer steps a posting (most
-        postings of a build go through here).
+        What `add_field` holds for the postings `field.index` gives, in C loops (most postings of a
+        build go through here): only the position keys are held; the document numbers, weights and
+        encoded values follow from them when written (`_keyed_postings`).
+        """
+        held = self.fields.get(fieldname)
+        if held is not None and fieldname not in self._keyed:  # the field holds postings of `add_field`
+            found: defaultdict[str, list[int]] = defaultdict(list)
+            deque(map(list.append, map(found.__getitem__, terms), positions), 0)
+            postings = [(text.encode("utf-8"), *_posting(places, field_boost)) for text, places in found.items()]
+            return self.add_field(fieldname, docnum, postings, boost)
+        if held is None:
+            held = self.fields[fieldname] = defaultdict(_keys)
+            self._keyed[fieldname] = field_boost
+            self._text.add(fieldname)
+        if boost != 1.0:
+            self._boosts.setdefault(fieldname, {})[docnum] = boost
+        # Each term's keys take the position key (compact.py) of each of its places: document * 2**32 + position.
+        deque(map(array.append, map(held.__getitem__, terms), map((docnum << 32).__add__, positions)), 0)
+        self.postings += len(set(terms))
+        return len(terms)
+
+    def add_counts(self, fieldname: str, docnum: int, counts, field_boost: float, boost: float) -> int:
+        """Add one document's terms (text) and their frequencies in a Whoosh `Frequency` field; the sum of frequencies.
+
+        What `add_field` holds for the postings `field.index` gives: weight frequency * boosts, value the frequency packed.
         """
         terms = self._terms(fieldname, text=True)
+        self._unplaced.add(fieldname)
         length = 0
-        base = docnum << 32
-        single, encode = positions_value, encode_positions
-        for text, positions in found.items():
+        for text, frequency in counts.items():
             held = terms.get(text)
             if held is None:
                 held = terms[text] = _held()
-            docs, weights, values, ends, keys = held
+            docs, weights, values, ends, _keys = held
             docs.append(docnum)
-            frequency = len(positions)
             length += frequency
-            weights.append(frequency * field_boost * boost)
-            if frequency == 1:
-                values += single(positions[0])
-                keys.append(base + positions[0])
-            else:
-                values += encode(positions)
-                keys.extend([base + position for position in positions])
+            weights.append(float(frequency) * field_boost * boost)
+            values += pack_uint(frequency)
             ends.append(len(values))
-        self.postings += len(found)
+        self.postings += len(counts)
         return length
+
+    def _unkey(self, fieldname: str) -> None:
+        """Hold a field of `add_positions` as `add_field` does, for postings that come otherwise."""
+        field_boost, boosts = self._keyed.pop(fieldname), self._boosts.pop(fieldname, {})
+        terms = self.fields[fieldname]
+        for text, keys in terms.items():
+            docs, weights, values = _keyed_postings(keys, field_boost, boosts)
+            ends = array("I", accumulate(map(len, values)))
+            terms[text] = (docs, array("d", weights), bytearray(b"".join(values)), ends, keys)
 
     def _terms(self, fieldname: str, *, text: bool) -> dict:
         """The terms held in `fieldname`, keyed by text or by bytes as asked (a field that held the other kind is converted)."""
@@ -141,10 +175,15 @@ class TermPool:
             placed = fieldname not in self._unplaced
             fieldwriter.start_field(fieldname, schema[fieldname])
             text_terms = fieldname in self._text
+            field_boost, boosts = self._keyed.pop(fieldname, None), self._boosts.pop(fieldname, {})
             for term in sorted(terms):  # text sorts as its UTF-8 does
-                docs, weights, values, ends, keys = terms.pop(term)
+                if field_boost is None:
+                    docs, weights, values, ends, keys = terms.pop(term)
+                    split = _split(values, ends)
+                else:
+                    keys = terms.pop(term)
+                    docs, weights, split = _keyed_postings(keys, field_boost, boosts)
                 text = term.encode("utf-8") if text_terms else term
-                split = _split(values, ends)
                 fieldwriter.start_term(text)
                 add_postings(fieldwriter, docs, weights, split, [field_lengths[d] for d in docs])
                 fieldwriter.finish_term()
@@ -154,7 +193,55 @@ class TermPool:
 
     def cleanup(self) -> None:
         """Forget every posting."""
-        self.fields = {}
+        self.fields, self._keyed, self._boosts = {}, {}, {}
+
+
+def _posting(positions: list[int], field_boost: float) -> tuple:
+    """(frequency, weight before the document's boost, encoded value, positions) of a term at `positions` in a document."""
+    return len(positions), len(positions) * field_boost, _encoded(positions), positions
+
+
+def _keyed_postings(keys, field_boost: float, boosts: dict[int, float]) -> tuple[array, list, list[bytes]]:
+    """(document numbers, weights, encoded values) of a term held by `add_positions`, from its position keys.
+
+    The keys ascend (documents are added in order, and positions in each): a document's run of
+    keys is its positions. The weights are those `add_field` holds: frequency * field boost * boost.
+    Each step maps a whole term's keys at once: no Python step a posting but the encoding of repeated terms.
+    """
+    if len(keys) == 1:  # one place in one document: the commonest term of all
+        return (
+            array("I", [keys[0] >> 32]),
+            [1 * field_boost * boosts.get(keys[0] >> 32, 1.0)],
+            [positions_value(keys[0] & MASK)],
+        )
+    every = array("I", map((32).__rrshift__, keys))  # key >> 32: the document
+    positions = list(map(MASK.__and__, keys))
+    if len(every) == 1 or len(set(every)) == len(every):  # once in each document: most terms
+        values = list(map(positions_value, positions))
+        if boosts:
+            return every, [1 * field_boost * boosts.get(doc, 1.0) for doc in every], values
+        return every, [field_boost] * len(every), values  # 1 * field boost (* 1.0)
+    counts = Counter(every)  # frequencies, in document order
+    docs, ends = array("I", counts), list(accumulate(counts.values()))
+    starts = [0, *ends[:-1]]
+    values = list(map(positions_value, map(positions.__getitem__, starts)))  # right for those seen once
+    for number in compress(count(), map((1).__lt__, counts.values())):
+        values[number] = encode_positions(positions[starts[number] : ends[number]])
+    if boosts:
+        weights = [frequency * field_boost * boosts.get(doc, 1.0) for doc, frequency in counts.items()]
+    else:
+        weights = list(map(field_boost.__rmul__, counts.values()))  # frequency * field boost (* 1.0)
+    return docs, weights, values
+
+
+def _encoded(positions: list[int]) -> bytes:
+    """Whoosh's `Positions` value of a term at `positions` in a document."""
+    return positions_value(positions[0]) if len(positions) == 1 else encode_positions(positions)
+
+
+def _keys() -> array:
+    """A term's position keys in a field of `add_positions`."""
+    return array("Q")
 
 
 def _held() -> tuple:

@@ -182,13 +182,16 @@ class SegmentBuilder(SegmentWriter):
 def _add_field(pool, fieldname: str, field, docnum: int, value, boost: float) -> int:
     """Add the postings of `value` in `field` to `pool`, as `field.index` gives them; the field's length in the document.
 
-    A positions field whose analyzer offers `term_positions` (search.analysis.TextAnalyzer) is
+    A positions field whose analyzer offers `term_sequence` (search.analysis.TextAnalyzer) is
     read without Whoosh's token stream: the same terms, positions and encoded values, and the
-    positions themselves (None when read through `field.index`).
+    positions themselves (None when read through `field.index`). So is a frequency field whose
+    analyzer offers `term_counts` (search.analysis.SpellingAnalyzer).
     """
     fmt, analyzer = field.format, field.analyzer
-    if type(fmt) is formats.Positions and hasattr(analyzer, "term_positions") and isinstance(value, str):
-        return pool.add_positions(fieldname, docnum, analyzer.term_positions(value), fmt.field_boost, boost)
+    if type(fmt) is formats.Positions and hasattr(analyzer, "term_sequence") and isinstance(value, str):
+        return pool.add_positions(fieldname, docnum, *analyzer.term_sequence(value), fmt.field_boost, boost)
+    if type(fmt) is formats.Frequency and hasattr(analyzer, "term_counts") and isinstance(value, str):
+        return pool.add_counts(fieldname, docnum, analyzer.term_counts(value), fmt.field_boost, boost)
     return pool.add_field(fieldname, docnum, [(*posting, None) for posting in field.index(value)], boost)
 
 
