@@ -11,10 +11,12 @@ from markdown.blockparser import BlockParser
 from markdown.extensions import Extension
 from markdown.extensions.footnotes import FootnoteExtension, FootnoteInlineProcessor
 from markdown.extensions.tables import TableProcessor
+from markdown.extensions.toc import TocTreeprocessor
 from markdown.treeprocessors import InlineProcessor as InlineStep
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AtomicString
 
+from .contents import _Toc
 from .linking import _FirstOf
 
 # Python-Markdown has quadratic paths and recurses once per level of nesting. What follows
@@ -237,10 +239,34 @@ class _Blocks:
 
 
 class _BlockParser(BlockParser):
-    """Python-Markdown's block parser, with the blocks of a chunk in `_Blocks`."""
+    """Python-Markdown's block parser: its processors listed once per document, long chunks in `_Blocks`.
+
+    It asked the registry for its processors for every block (a sort check and a new list each
+    time). They do not change while a document is parsed; outside one, the registry is asked.
+    """
+
+    #: Up to this many blocks a list's `pop(0)` moves too little to matter, and answers faster.
+    SHORT = 1000
+
+    _listed: list | None = None
+
+    def parseDocument(self, lines):
+        self._listed = list(self.blockprocessors)
+        try:
+            return super().parseDocument(lines)
+        finally:
+            self._listed = None
 
     def parseChunk(self, parent, text):
-        self.parseBlocks(parent, _Blocks(text.split("\n\n")))
+        blocks = text.split("\n\n")
+        self.parseBlocks(parent, blocks if len(blocks) <= self.SHORT else _Blocks(blocks))
+
+    def parseBlocks(self, parent, blocks):
+        processors = self._listed if self._listed is not None else self.blockprocessors
+        while blocks:
+            for processor in processors:
+                if processor.test(parent, blocks[0]) and processor.run(parent, blocks) is not False:
+                    break  # run returns True or None
 
 
 class _Footnotes(FootnoteExtension):
@@ -424,6 +450,8 @@ class _FasterExtension(Extension):
         blocks["details"].START = _LineStart(blocks["details"].START, "???")
         blocks["hashheader"].RE = _LineStart(blocks["hashheader"].RE, "#")
         md.treeprocessors.register(_DepthLimit(md), "nexus_depth_limit", 19)
+        if type(md.treeprocessors["toc"]) is TocTreeprocessor:
+            md.treeprocessors["toc"].__class__ = _Toc
 
     @staticmethod
     def after_all(md):
