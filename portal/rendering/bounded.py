@@ -12,12 +12,14 @@ from markdown.extensions import Extension
 from markdown.extensions.footnotes import FootnoteExtension, FootnoteInlineProcessor
 from markdown.extensions.tables import TableProcessor
 from markdown.extensions.toc import TocTreeprocessor
+from markdown.serializers import to_html_string
 from markdown.treeprocessors import InlineProcessor as InlineStep
 from markdown.treeprocessors import Treeprocessor
 from markdown.util import AtomicString
 
 from .contents import _Toc
 from .linking import _FirstOf
+from .serializing import to_html
 
 # Python-Markdown has quadratic paths and recurses once per level of nesting. What follows
 # gives the same answers in bounded time; the golden test checks the output did not move.
@@ -466,6 +468,8 @@ class _FasterExtension(Extension):
             if name in md.inlinePatterns:
                 inline.can_match[md.inlinePatterns.get_index_for_name(name)] = test
         md.is_block_level = _BlockLevel(md)
+        if md.serializer is to_html_string:
+            md.serializer = to_html
 
 
 class _BlockLevel:
