@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
 
 from markdown import inlinepatterns
 from markdown.blockparser import BlockParser
@@ -13,11 +12,10 @@ from markdown.extensions.footnotes import FootnoteExtension, FootnoteInlineProce
 from markdown.extensions.tables import TableProcessor
 from markdown.extensions.toc import TocTreeprocessor
 from markdown.serializers import to_html_string
-from markdown.treeprocessors import InlineProcessor as InlineStep
 from markdown.treeprocessors import Treeprocessor
-from markdown.util import AtomicString
 
 from .contents import _Toc
+from .inline import _InlineSkipping
 from .linking import _FirstOf
 from .serializing import to_html
 
@@ -373,60 +371,6 @@ class _DepthLimit(Treeprocessor):
                     child.text = text
 
 
-#: What the text must hold for each inline pattern to match anywhere in it (by pattern name).
-_INLINE_NEEDS: dict[str, Callable[[str], bool]] = {
-    "backtick": lambda text: "`" in text,
-    "escape": lambda text: "\\" in text,
-    "footnote": lambda text: "[^" in text,
-    "nexus_wikilink": lambda text: "[[" in text,
-    "reference": lambda text: "[" in text,
-    "link": lambda text: "[" in text,
-    "image_link": lambda text: "![" in text,
-    "image_reference": lambda text: "![" in text,
-    "short_reference": lambda text: "[" in text,
-    "short_image_ref": lambda text: "![" in text,
-    "autolink": lambda text: "<" in text,
-    "automail": lambda text: "<" in text,
-    "linebreak": lambda text: "  \n" in text,
-    "html": lambda text: "<" in text,
-    "entity": lambda text: "&" in text,
-    "em_strong": lambda text: "*" in text or "_" in text,
-    "delimiter": lambda text: "~" in text,
-    "magic-link": lambda text: "://" in text or "www." in text.lower(),
-    "magic-mail": lambda text: "@" in text,
-}
-
-
-class _InlineSkipping(InlineStep):
-    """Python-Markdown's inline step, skipping the patterns a text lacks the characters for.
-
-    It tries each of the 19 patterns on every text in turn (about 280 tries a note), each a
-    regular-expression search and a dozen lines of Python; most texts have no `[`, `<`, `&` or
-    backtick at all. A skipped pattern is one that would not have matched, so what follows is
-    the same: this is Python-Markdown 3.11's `__handleInline` with that test added.
-    """
-
-    can_match: list[Callable[[str], bool] | None]
-
-    def _InlineProcessor__handleInline(self, data, patternIndex=0):  # the name-mangled private method
-        if isinstance(data, AtomicString):
-            return data
-        patterns, can_match = self.inlinePatterns, self.can_match
-        start = 0
-        while patternIndex < len(patterns):
-            test = can_match[patternIndex]
-            # Tested once per pattern (`start` is 0 until it matches): after a match it goes on from there.
-            if start == 0 and test is not None and not test(data):
-                patternIndex += 1  # as after a pattern that did not match
-                continue
-            data, matched, start = self._InlineProcessor__applyPattern(
-                patterns[patternIndex], data, patternIndex, start
-            )
-            if not matched:
-                patternIndex += 1
-        return data
-
-
 class _FasterExtension(Extension):
     """Swap in the processors above: Python-Markdown's answers with less work.
 
@@ -458,15 +402,7 @@ class _FasterExtension(Extension):
     @staticmethod
     def after_all(md):
         """What needs every extension's patterns registered: called once the converter is built."""
-        inline = md.treeprocessors["inline"]
-        inline.__class__ = _InlineSkipping
-        # Looked up by position, about 280 times a note: a list answers several times faster than
-        # the registry, which sorts and type-checks on each lookup.
-        inline.inlinePatterns = list(md.inlinePatterns)
-        inline.can_match = [None] * len(inline.inlinePatterns)
-        for name, test in _INLINE_NEEDS.items():
-            if name in md.inlinePatterns:
-                inline.can_match[md.inlinePatterns.get_index_for_name(name)] = test
+        _InlineSkipping.install(md)
         md.is_block_level = _BlockLevel(md)
         if md.serializer is to_html_string:
             md.serializer = to_html
