@@ -11,13 +11,11 @@ from markdown.extensions import Extension
 from markdown.extensions.footnotes import FootnoteExtension, FootnoteInlineProcessor
 from markdown.extensions.tables import TableProcessor
 from markdown.extensions.toc import TocTreeprocessor
-from markdown.serializers import to_html_string
 from markdown.treeprocessors import Treeprocessor
 
 from .contents import _Toc
 from .inline import _InlineSkipping
 from .linking import _FirstOf
-from .serializing import to_html
 
 # Python-Markdown has quadratic paths and recurses once per level of nesting. What follows
 # gives the same answers in bounded time; the golden test checks the output did not move.
@@ -404,8 +402,6 @@ class _FasterExtension(Extension):
         """What needs every extension's patterns registered: called once the converter is built."""
         _InlineSkipping.install(md)
         md.is_block_level = _BlockLevel(md)
-        if md.serializer is to_html_string:
-            md.serializer = to_html
 
 
 class _BlockLevel:
