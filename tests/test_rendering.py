@@ -10,7 +10,7 @@ from markdown.inlinepatterns import InlineProcessor
 
 from portal.content import ContentError
 from portal.rendering import _new_markdown, render
-from portal.rendering.bounded import _BlockLevel, _Blocks
+from portal.rendering.bounded import _BlockLevel, _Blocks, _Holding
 
 
 def test_code_highlighting_classes_survive_sanitizing():
@@ -310,6 +310,21 @@ def test_contents_as_html_are_built_only_for_a_marker(monkeypatch):
     md.reset()
     html = md.convert("## One\n\n[TOC]\n")
     assert built and '<div class="toc">' in html and md.toc.startswith('<div class="toc">')
+
+
+@given(pieces=st.lists(st.sampled_from([*PIECES, "=", "-", "_", "*", "   ", "]:", "> "]), max_size=30))
+def test_block_patterns_never_match_a_text_without_what_they_need(pieces):
+    # The block quote, setext heading, rule, footnote and reference patterns are searched only
+    # when the text holds one of their characters (`_Holding`): without them they cannot match.
+    md, _ = _new_markdown()
+    text = "".join(pieces)
+    held = [p for b in md.parser.blockprocessors for p in (getattr(b, "RE", None), getattr(b, "SEARCH_RE", None))]
+    held = [pattern for pattern in held if isinstance(pattern, _Holding)]
+    assert len(held) == 5
+    for pattern in held:
+        if not any(literal in text for literal in pattern.literals):
+            assert pattern.pattern.search(text) is None and pattern.pattern.match(text) is None
+            assert pattern.search(text) is None and pattern.match(text) is None
 
 
 @given(
