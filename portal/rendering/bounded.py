@@ -13,7 +13,6 @@ from markdown.extensions.tables import TableProcessor
 from markdown.extensions.toc import TocTreeprocessor
 from markdown.treeprocessors import Treeprocessor
 
-from . import placeholders
 from .contents import _Toc
 from .inline import _InlineSkipping
 from .linking import _FirstOf
@@ -435,7 +434,6 @@ class _FasterExtension(Extension):
     def after_all(md):
         """What needs every extension's patterns registered: called once the converter is built."""
         _InlineSkipping.install(md)
-        placeholders.install(md)
         md.is_block_level = _BlockLevel(md)
 
 
