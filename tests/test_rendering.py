@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as etree
+
 import markdown
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -325,6 +327,17 @@ def test_block_patterns_never_match_a_text_without_what_they_need(pieces):
         if not any(literal in text for literal in pattern.literals):
             assert pattern.pattern.search(text) is None and pattern.pattern.match(text) is None
             assert pattern.search(text) is None and pattern.match(text) is None
+
+
+def test_admonitions_and_details_answer_for_unindented_blocks_without_looking(monkeypatch):
+    # Only an indented block can continue an admonition or details: the others need no search for one.
+    md, _ = _new_markdown()
+    blocks = md.parser.blockprocessors
+    monkeypatch.setattr(type(blocks["admonition"]), "lastChild", lambda *args: pytest.fail("looked"))
+    parent = etree.Element("div")
+    for name in ("admonition", "details"):
+        assert not blocks[name].test(parent, "Plain paragraph.")
+        assert blocks[name].parse_content(parent, "Plain") == (None, "Plain", "")
 
 
 @given(
