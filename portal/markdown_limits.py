@@ -116,6 +116,8 @@ def _too_long_table(text, fences):
 
 def _too_many_breaks(text, fences):
     """Headings or rules packed into one long block: Python-Markdown rescans the rest after each."""
+    if len(text) * (text.count("\n") + 1) <= MAX_BLOCK_RESCAN:  # as if every line were one, in one block
+        return None
     starts = [match.start() for match in _BREAK_LINE_RE.finditer("\n" + text)]  # of the lines in `text`
     if len(text) * len(starts) - sum(starts) <= MAX_BLOCK_RESCAN:  # as if all were one block
         return None
@@ -139,6 +141,9 @@ def _inline_marks(text: str) -> int:
 
 def _too_much_inline(text, fences):
     """Long paragraphs full of inline markup: Python-Markdown copies the paragraph for each."""
+    # Each character is part of at most one mark: a text this short cannot pass the limit.
+    if len(text) * len(text) <= MAX_INLINE_WORK:
+        return None
     if _inline_marks(text) * len(text) <= MAX_INLINE_WORK:  # as if it all were one paragraph
         return None
     work, worst, worst_at, start, lines = 0, 0, 0, 0, []

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+from types import SimpleNamespace
 
 import pytest
 
+from portal import markdown_limits
 from portal.content import (
     ContentError,
     parse_bytes,
@@ -351,6 +353,18 @@ def test_body_limits_count_lines_in_the_file():
 )
 def test_real_notes_stay_within_the_limits(text):
     assert parse_bytes("n.md", text.encode()).body == text
+
+
+def test_an_ordinary_note_skips_the_costly_counts(monkeypatch):
+    # A text of n characters holds at most n marks of inline markup and n lines that may rescan their
+    # block: when n × n (n × lines) is within a limit, the limit cannot be passed, so nothing is counted.
+    def counted(*args):
+        raise AssertionError("counted")
+
+    monkeypatch.setattr(markdown_limits, "_inline_marks", counted)
+    monkeypatch.setattr(markdown_limits, "_BREAK_LINE_RE", SimpleNamespace(finditer=counted))
+    text = "## A heading\nA line with *some* `code`, a <b>tag</b> & [a](link).\n" * 60  # 4 KB, 120 lines
+    assert markdown_limits.markdown_problem(text) is None
 
 
 def test_tags_are_deduplicated_in_order():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as etree
+
 import markdown
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -10,7 +12,7 @@ from markdown.inlinepatterns import InlineProcessor
 
 from portal.content import ContentError
 from portal.rendering import _new_markdown, render
-from portal.rendering.bounded import _BlockLevel, _Blocks
+from portal.rendering.bounded import _BlockLevel, _Blocks, _Holding
 
 
 def test_code_highlighting_classes_survive_sanitizing():
@@ -263,7 +265,7 @@ PIECES = [
     "[", "]", "(", ")", "[[", "]]", "|", "!", "^", '"', "'", " ", "\n", "\n\n", "a", "b", "<", ">", "*", "`",
     "[^1]", "[^1]: note\n\n", "[r]: /url\n\n", "](a \"t\")", "](<u>)", "[[a|b]]", "## ", "---\n", "| --- |\n",
     "!!! note\n", "??? x\n", "=\n", "\\", "&amp;", "&", "  \n", "~~", "_", "<https://x.y>", "<a@b.cd>",
-    "https://x.y/z", "WWW.x.y", "a@b.cd", "<b>", "<!-- c -->", "`#!py x`",
+    "https://x.y/z", "WWW.x.y", "a@b.cd", "<b>", "<!-- c -->", "`#!py x`", "[TOC]", "### ", "#", "\n    ",
 ]  # fmt: skip
 
 
@@ -274,7 +276,68 @@ def test_faster_processors_give_python_markdowns_output(converters, pieces):
     source = "".join(pieces)
     fast.reset()
     stock.reset()
-    assert fast.convert(source) == stock.convert(source)
+    html = fast.convert(source)
+    assert html == stock.convert(source)
+    assert fast.toc_tokens == stock.toc_tokens
+    if '<div class="toc">' in html:  # the contents as HTML are built only where a marker stands for them
+        assert fast.toc == stock.toc
+
+
+def test_blocks_are_parsed_with_processors_listed_once_per_document(monkeypatch):
+    # The registry sorted and copied its processors for every block a document has.
+    md, _ = _new_markdown()
+    registry = md.parser.blockprocessors
+    listed = []
+    iterate = type(registry).__iter__
+    monkeypatch.setattr(type(registry), "__iter__", lambda self: listed.append(self is registry) or iterate(self))
+    md.reset()
+    html = md.convert("\n\n".join(f"Paragraph {n}, *one*." for n in range(50)) + "\n\n- a\n\n    b\n")
+    assert html.count("<p>") == 52
+    assert listed.count(True) == 1
+
+
+def test_contents_as_html_are_built_only_for_a_marker(monkeypatch):
+    # Nexus stores the TOC's tokens; building, prettifying and serializing its HTML for every
+    # document, and searching the tree for a `[TOC]` marker, was a tenth of Python-Markdown's time.
+    md, _ = _new_markdown()
+    toc = md.treeprocessors["toc"]
+    built = []
+    build = type(toc).build_toc_div
+    monkeypatch.setattr(type(toc), "build_toc_div", lambda self, tokens: built.append(1) or build(self, tokens))
+    md.reset()
+    html = md.convert("## One\n\ntext\n\n### Two\n\nmore\n")
+    assert not built and [token["id"] for token in md.toc_tokens] == ["one"]
+    assert [child["id"] for child in md.toc_tokens[0]["children"]] == ["two"]
+    assert '<h2 id="one">One<a class="headerlink"' in html
+    md.reset()
+    html = md.convert("## One\n\n[TOC]\n")
+    assert built and '<div class="toc">' in html and md.toc.startswith('<div class="toc">')
+
+
+@given(pieces=st.lists(st.sampled_from([*PIECES, "=", "-", "_", "*", "   ", "]:", "> "]), max_size=30))
+def test_block_patterns_never_match_a_text_without_what_they_need(pieces):
+    # The block quote, setext heading, rule, footnote and reference patterns are searched only
+    # when the text holds one of their characters (`_Holding`): without them they cannot match.
+    md, _ = _new_markdown()
+    text = "".join(pieces)
+    held = [p for b in md.parser.blockprocessors for p in (getattr(b, "RE", None), getattr(b, "SEARCH_RE", None))]
+    held = [pattern for pattern in held if isinstance(pattern, _Holding)]
+    assert len(held) == 5
+    for pattern in held:
+        if not any(literal in text for literal in pattern.literals):
+            assert pattern.pattern.search(text) is None and pattern.pattern.match(text) is None
+            assert pattern.search(text) is None and pattern.match(text) is None
+
+
+def test_admonitions_and_details_answer_for_unindented_blocks_without_looking(monkeypatch):
+    # Only an indented block can continue an admonition or details: the others need no search for one.
+    md, _ = _new_markdown()
+    blocks = md.parser.blockprocessors
+    monkeypatch.setattr(type(blocks["admonition"]), "lastChild", lambda *args: pytest.fail("looked"))
+    parent = etree.Element("div")
+    for name in ("admonition", "details"):
+        assert not blocks[name].test(parent, "Plain paragraph.")
+        assert blocks[name].parse_content(parent, "Plain") == (None, "Plain", "")
 
 
 @given(

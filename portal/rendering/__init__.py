@@ -6,7 +6,7 @@ beside the notes (images, PDFs), are resolved through callables the importer pas
 
 Here: `render` and its steps (convert, clean, describe), and the converter they share. Beside it,
 each for one thing: `linking` (links to entries and files, `[[wiki]]` links), `bounded`
-(Python-Markdown's slow paths, bounded), `highlighting` (Pygments; its lexing loop in `lexing`),
+(Python-Markdown's slow paths, bounded; its inline step in `inline`, its TOC step in `contents`), `highlighting` (Pygments; its lexing loop in `lexing`),
 `sanitizing` (what HTML a page may show), `holding` (highlighted code kept out of the sanitizer,
 put back after it) and `text` (the words of the HTML, for search and counts).
 """

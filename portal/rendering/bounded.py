@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
 
 from markdown import inlinepatterns
 from markdown.blockparser import BlockParser
 from markdown.extensions import Extension
+from markdown.extensions.admonition import AdmonitionProcessor
 from markdown.extensions.footnotes import FootnoteExtension, FootnoteInlineProcessor
 from markdown.extensions.tables import TableProcessor
-from markdown.treeprocessors import InlineProcessor as InlineStep
+from markdown.extensions.toc import TocTreeprocessor
 from markdown.treeprocessors import Treeprocessor
-from markdown.util import AtomicString
+from pymdownx.details import DetailsProcessor
 
+from .contents import _Toc
+from .inline import _InlineSkipping
 from .linking import _FirstOf
 
 # Python-Markdown has quadratic paths and recurses once per level of nesting. What follows
@@ -192,6 +194,53 @@ class _LineStart:
         return getattr(self.pattern, name)
 
 
+class _Holding:
+    """A block pattern that can match only a text holding one of `literals`, checked first.
+
+    Python-Markdown tries the block quote, setext heading, rule, footnote and reference patterns
+    on every block (and again on what follows each line taken off one); with no literal prefix a
+    regular expression tries each position of the block in turn. `in` finds that the character
+    each needs is missing many times faster, and then nothing can match.
+    """
+
+    def __init__(self, pattern: re.Pattern, *literals: str):
+        self.pattern, self.literals = pattern, literals
+
+    def search(self, text, *args):
+        if not any(literal in text for literal in self.literals):
+            return None
+        return self.pattern.search(text, *args)
+
+    def match(self, text, *args):
+        if not any(literal in text for literal in self.literals):
+            return None
+        return self.pattern.match(text, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.pattern, name)
+
+
+class _Unindented:
+    """Admonitions' and details' `parse_content`, answering at once for a block that is not indented.
+
+    Both processors ask it of every block (their `test`), and it looks for the element the block
+    could continue before it checks the indent that continuing one takes: the same answer, sooner.
+    """
+
+    def parse_content(self, parent, block):
+        if self.current_sibling is None and not block.startswith(" " * self.tab_length):
+            return None, block, ""
+        return super().parse_content(parent, block)
+
+
+class _Admonitions(_Unindented, AdmonitionProcessor):
+    pass
+
+
+class _Details(_Unindented, DetailsProcessor):
+    pass
+
+
 class _Blocks:
     """The blocks of text still to parse, kept last one first.
 
@@ -237,10 +286,34 @@ class _Blocks:
 
 
 class _BlockParser(BlockParser):
-    """Python-Markdown's block parser, with the blocks of a chunk in `_Blocks`."""
+    """Python-Markdown's block parser: its processors listed once per document, long chunks in `_Blocks`.
+
+    It asked the registry for its processors for every block (a sort check and a new list each
+    time). They do not change while a document is parsed; outside one, the registry is asked.
+    """
+
+    #: Up to this many blocks a list's `pop(0)` moves too little to matter, and answers faster.
+    SHORT = 1000
+
+    _listed: list | None = None
+
+    def parseDocument(self, lines):
+        self._listed = list(self.blockprocessors)
+        try:
+            return super().parseDocument(lines)
+        finally:
+            self._listed = None
 
     def parseChunk(self, parent, text):
-        self.parseBlocks(parent, _Blocks(text.split("\n\n")))
+        blocks = text.split("\n\n")
+        self.parseBlocks(parent, blocks if len(blocks) <= self.SHORT else _Blocks(blocks))
+
+    def parseBlocks(self, parent, blocks):
+        processors = self._listed if self._listed is not None else self.blockprocessors
+        while blocks:
+            for processor in processors:
+                if processor.test(parent, blocks[0]) and processor.run(parent, blocks) is not False:
+                    break  # run returns True or None
 
 
 class _Footnotes(FootnoteExtension):
@@ -280,6 +353,8 @@ class _Footnotes(FootnoteExtension):
 
     def extendMarkdown(self, md):
         super().extendMarkdown(md)
+        definitions = md.parser.blockprocessors["footnote"]
+        definitions.RE = _Holding(definitions.RE, "[^")
         references = md.inlinePatterns["footnote"]
         references.__class__ = _FootnoteReferences
         references.compiled_re = re.compile(r"\[\^")
@@ -345,60 +420,6 @@ class _DepthLimit(Treeprocessor):
                     child.text = text
 
 
-#: What the text must hold for each inline pattern to match anywhere in it (by pattern name).
-_INLINE_NEEDS: dict[str, Callable[[str], bool]] = {
-    "backtick": lambda text: "`" in text,
-    "escape": lambda text: "\\" in text,
-    "footnote": lambda text: "[^" in text,
-    "nexus_wikilink": lambda text: "[[" in text,
-    "reference": lambda text: "[" in text,
-    "link": lambda text: "[" in text,
-    "image_link": lambda text: "![" in text,
-    "image_reference": lambda text: "![" in text,
-    "short_reference": lambda text: "[" in text,
-    "short_image_ref": lambda text: "![" in text,
-    "autolink": lambda text: "<" in text,
-    "automail": lambda text: "<" in text,
-    "linebreak": lambda text: "  \n" in text,
-    "html": lambda text: "<" in text,
-    "entity": lambda text: "&" in text,
-    "em_strong": lambda text: "*" in text or "_" in text,
-    "delimiter": lambda text: "~" in text,
-    "magic-link": lambda text: "://" in text or "www." in text.lower(),
-    "magic-mail": lambda text: "@" in text,
-}
-
-
-class _InlineSkipping(InlineStep):
-    """Python-Markdown's inline step, skipping the patterns a text lacks the characters for.
-
-    It tries each of the 19 patterns on every text in turn (about 280 tries a note), each a
-    regular-expression search and a dozen lines of Python; most texts have no `[`, `<`, `&` or
-    backtick at all. A skipped pattern is one that would not have matched, so what follows is
-    the same: this is Python-Markdown 3.11's `__handleInline` with that test added.
-    """
-
-    can_match: list[Callable[[str], bool] | None]
-
-    def _InlineProcessor__handleInline(self, data, patternIndex=0):  # the name-mangled private method
-        if isinstance(data, AtomicString):
-            return data
-        patterns, can_match = self.inlinePatterns, self.can_match
-        start = 0
-        while patternIndex < len(patterns):
-            test = can_match[patternIndex]
-            # Tested once per pattern (`start` is 0 until it matches): after a match it goes on from there.
-            if start == 0 and test is not None and not test(data):
-                patternIndex += 1  # as after a pattern that did not match
-                continue
-            data, matched, start = self._InlineProcessor__applyPattern(
-                patterns[patternIndex], data, patternIndex, start
-            )
-            if not matched:
-                patternIndex += 1
-        return data
-
-
 class _FasterExtension(Extension):
     """Swap in the processors above: Python-Markdown's answers with less work.
 
@@ -420,23 +441,24 @@ class _FasterExtension(Extension):
         blocks = md.parser.blockprocessors
         blocks["table"].__class__ = _FastTableProcessor
         # Each of these patterns starts with `(?:^|\n)` and a literal.
+        blocks["admonition"].__class__ = _Admonitions
+        blocks["details"].__class__ = _Details
         blocks["admonition"].RE = _LineStart(blocks["admonition"].RE, "!!!")
         blocks["details"].START = _LineStart(blocks["details"].START, "???")
         blocks["hashheader"].RE = _LineStart(blocks["hashheader"].RE, "#")
+        # What each of these patterns cannot match without (see `_Holding`).
+        blocks["quote"].RE = _Holding(blocks["quote"].RE, ">")
+        blocks["setextheader"].RE = _Holding(blocks["setextheader"].RE, "\n=", "\n-")
+        blocks["hr"].SEARCH_RE = _Holding(blocks["hr"].SEARCH_RE, "-", "_", "*")
+        blocks["reference"].RE = _Holding(blocks["reference"].RE, "]:")
         md.treeprocessors.register(_DepthLimit(md), "nexus_depth_limit", 19)
+        if type(md.treeprocessors["toc"]) is TocTreeprocessor:
+            md.treeprocessors["toc"].__class__ = _Toc
 
     @staticmethod
     def after_all(md):
         """What needs every extension's patterns registered: called once the converter is built."""
-        inline = md.treeprocessors["inline"]
-        inline.__class__ = _InlineSkipping
-        # Looked up by position, about 280 times a note: a list answers several times faster than
-        # the registry, which sorts and type-checks on each lookup.
-        inline.inlinePatterns = list(md.inlinePatterns)
-        inline.can_match = [None] * len(inline.inlinePatterns)
-        for name, test in _INLINE_NEEDS.items():
-            if name in md.inlinePatterns:
-                inline.can_match[md.inlinePatterns.get_index_for_name(name)] = test
+        _InlineSkipping.install(md)
         md.is_block_level = _BlockLevel(md)
 
 
