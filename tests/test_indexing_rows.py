@@ -15,7 +15,9 @@ def test_indexed_entries_are_what_the_entry_rows_give(make_app, tmp_path):
     """Columns, tags in slug order (and none), JSON link keys and dates equal `IndexedEntry.of` of each row, in id order."""
     content = tmp_path / "content"
     write_entry(content, "a/first.md", "---\ntags: [zeta, alpha, Mid Tag]\n---\n# First\n\nSee [b](../b/second.md).\n")
-    write_entry(content, "b/second.md", "---\ntags: []\ndate: 2024-02-03\n---\n# Second ünïcode\n\n## A heading\n\nText.\n")
+    write_entry(
+        content, "b/second.md", "---\ntags: []\ndate: 2024-02-03\n---\n# Second ünïcode\n\n## A heading\n\nText.\n"
+    )
     write_entry(content, "third.md", "# Third\n\nNo front matter, no folder: no tag.\n")
     app = make_app(content)
     assert not do_import(app, content).errors
