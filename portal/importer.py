@@ -8,7 +8,9 @@ rebuilt whole, see indexing.py) and swapped in, so readers see old or new, never
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import logging
 import os
 import time
@@ -114,7 +116,8 @@ def _import_locked(root: Path, instance_path, options: _Options, progress=None) 
     """The import itself; the caller holds the import lock."""
     started = time.monotonic()
     git_cache = instance_path if options.git_dates else None
-    report = _sync(root, options, progress, git_cache)
+    with collector_paused():
+        report = _sync(root, options, progress, git_cache)
     generation = current_generation()
     if report.changed:
         announce_generation(instance_path, generation)
@@ -132,6 +135,22 @@ def _import_locked(root: Path, instance_path, options: _Options, progress=None) 
         ", ".join(f"{step} {seconds:.2f}s" for step, seconds in report.timings.items()),
     )
     return report
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """No cyclic garbage collection inside the block (as it was after it): an import's own steps make few cycles.
+
+    The importer's heap grows with every entry parsed, rendered and written, and each full collection walks
+    all of it again (several times an import); what it frees would be freed by reference counting anyway.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> ImportReport:

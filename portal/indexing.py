@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import load_only
 
 from .generation import current_generation
-from .models import Entry, ImportRun, IndexChange, db
+from .models import Entry, ImportRun, IndexChange, Tag, db, entry_tags
 from .sandbox import helpers_die_with_me, process_count
 from .search import store
 
@@ -33,7 +33,7 @@ from .search import store
 
 log = logging.getLogger(__name__)
 
-#: Entries read per query when an update loads the changed ones.
+#: Entries read per query when an update loads the changed ones (and per fetch when a full build streams them all).
 BATCH = 500
 
 
@@ -141,16 +141,33 @@ def _build(instance_path, generation: int) -> tuple[int, int]:
     from .search import analysis, building  # lazy: see the imports
 
     count = db.session.scalar(select(func.count()).select_from(Entry)) or 0
-    entries = db.session.scalars(_indexed(select(Entry).order_by(Entry.id)).execution_options(yield_per=500))
     with helpers_die_with_me():
         procs = process_count(count, forks=True)
         # The writers make the documents (the spelling words are most of the work), a batch at a time.
         prepare = building.Preparation(
             functools.partial(analysis.thin_batch, count=count), analysis.spelling_batch(count, building.BATCH)
         )
-        rows = (analysis.IndexedEntry.of(entry) for entry in entries)
-        store.build_index(instance_path, rows, generation, procs=procs, prepare=prepare)
+        store.build_index(instance_path, indexed_entries(), generation, procs=procs, prepare=prepare)
     return count, procs
+
+
+def indexed_entries():
+    """Every entry as an `analysis.IndexedEntry`, in id order, from Core rows (no ORM objects), streamed.
+
+    What `IndexedEntry.of` makes of each `Entry` row (tags in slug order, as `Entry.tags`), at about
+    a third of the parent's time: a full build's parent shares the cores with its writers.
+    """
+    from .search import analysis  # lazy: see the imports
+
+    connection = db.session.connection()
+    tags: dict[int, list] = {}
+    tagged = select(entry_tags.c.entry_id, Tag.slug, Tag.name).join(Tag, Tag.id == entry_tags.c.tag_id)
+    for entry_id, slug, name in connection.execute(tagged.order_by(entry_tags.c.entry_id, Tag.slug)):
+        tags.setdefault(entry_id, []).append(analysis.TagName(slug, name))
+    columns = [getattr(Entry, name) for name in analysis.INDEXED_COLUMNS]
+    rows = connection.execute(select(Entry.id, *columns).order_by(Entry.id).execution_options(yield_per=BATCH))
+    for entry_id, *values in rows:
+        yield analysis.IndexedEntry(*values, tuple(tags.pop(entry_id, ())))
 
 
 def _indexed(statement):

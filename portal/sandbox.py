@@ -16,6 +16,7 @@ import ctypes
 import faulthandler
 import gc
 import logging
+import math
 import multiprocessing
 import multiprocessing.util
 import os
@@ -87,6 +88,7 @@ class Sandbox:
         self.used = 0  # how many workers the last `run` used
         self._context = _context()
         self._workers: list[_Worker] = []
+        self._ready = _Readiness()  # every worker's pipe and sentinel, polled by `_collect`
         self._setup: dict = {}  # function -> args: calls every worker makes before its next jobs
         self._spent: dict[str, float] = {}  # path -> seconds its jobs took so far
         self._lost: collections.Counter = collections.Counter()  # jobs whose worker was gone when sent
@@ -100,7 +102,9 @@ class Sandbox:
     def close(self) -> None:
         """Stop every worker."""
         while self._workers:
-            self._workers.pop().stop()
+            worker = self._workers.pop()
+            self._ready.remove(worker)
+            worker.stop()
 
     def setup(self, function, *args) -> None:
         """Have every worker, now and started later, call `function(*args)` before its next jobs."""
@@ -156,6 +160,7 @@ class Sandbox:
             return idle[0]
         if len(self._workers) < self.size:
             self._workers.append(_Worker(self._context, self.budget.megabytes, self._setup))
+            self._ready.add(self._workers[-1])
             return self._workers[-1]
         hungry = [w for w in workers if len(w.jobs) < BATCH_JOBS and w.bytes_sent() < BATCH_BYTES]
         return min(hungry, key=lambda worker: len(worker.jobs), default=None)
@@ -186,13 +191,15 @@ class Sandbox:
         if not busy:
             return
         timeout = max(0.0, min(worker.overdue for worker in busy) - time.monotonic())
-        ready = set(wait([w.connection for w in busy] + [w.process.sentinel for w in busy], timeout))
+        ready = self._ready.wait(busy, timeout)
+        for worker in [w for w in self._workers if not w.jobs and w.ended(ready)]:
+            self._discard(worker, waiting)  # it died idle: its sentinel would wake every wait
         for worker in busy:
-            if worker.connection in ready:
+            if worker.fd in ready:
                 self._take_answers(worker, waiting, results)
             if worker not in self._workers or not worker.jobs:
                 continue
-            if worker.process.sentinel in ready or not worker.process.is_alive():
+            if worker.sentinel in ready or not worker.process.is_alive():
                 self._take_answers(worker, waiting, results)  # what it said before it died
                 if worker in self._workers and worker.jobs:
                     job = worker.jobs.popleft()
@@ -229,6 +236,7 @@ class Sandbox:
     def _discard(self, worker: _Worker, waiting: collections.deque) -> int | None:
         """Stop a worker and put the jobs it had not done back in front of the queue; its exit code."""
         self._workers.remove(worker)
+        self._ready.remove(worker)
         waiting.extendleft(reversed(worker.jobs))
         worker.jobs.clear()
         return worker.stop()
@@ -283,6 +291,7 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        self.fd, self.sentinel = self.connection.fileno(), self.process.sentinel  # what `_Readiness` polls
         self.setup = list(setup.items())  # sent before the next batch
         self.broken = False  # a send failed: it is gone, and takes no more jobs
         self.jobs: collections.deque[_Job] = collections.deque()
@@ -295,6 +304,10 @@ class _Worker:
     def overdue(self) -> float:
         """When the current job is over its budget by a margin its own timer should have made unneeded."""
         return self.heard + self.jobs[0].seconds + GRACE_SECONDS
+
+    def ended(self, ready: set[int]) -> bool:
+        """Whether `ready` says this worker's process or pipe has ended (and it has)."""
+        return (self.sentinel in ready or self.fd in ready) and not self.process.is_alive()
 
     def readable(self) -> bool:
         """Whether an answer (or the end of the pipe) waits: `connection.poll()` without its selector per call."""
@@ -321,6 +334,37 @@ class _Worker:
         self.connection.close()
         self.process.close()
         return exitcode
+
+
+class _Readiness:
+    """One poll object over every worker's pipe and sentinel, kept from wait to wait.
+
+    `multiprocessing.connection.wait` builds and fills a selector at each call, which the importer
+    makes about twice a file (answers arrive one by one): a noticeable part of its time while the
+    workers parse and render. Without `select.poll`, that `wait` it is.
+    """
+
+    def __init__(self):
+        self._poll = select.poll() if hasattr(select, "poll") else None
+        self._fds: set[int] = set()
+
+    def add(self, worker: _Worker) -> None:
+        if self._poll is not None:
+            for fd in (worker.fd, worker.sentinel):
+                self._poll.register(fd, select.POLLIN)
+                self._fds.add(fd)
+
+    def remove(self, worker: _Worker) -> None:
+        for fd in (worker.fd, worker.sentinel):
+            if fd in self._fds:
+                self._poll.unregister(fd)
+                self._fds.discard(fd)
+
+    def wait(self, busy: list[_Worker], timeout: float) -> set[int]:
+        """The pipes and sentinels that are ready (or have ended) within `timeout` seconds."""
+        if self._poll is None:
+            return set(wait([w.fd for w in busy] + [w.sentinel for w in busy], timeout))
+        return {fd for fd, _event in self._poll.poll(math.ceil(timeout * 1000))}
 
 
 def _serve(connection, parent_pid: int, megabytes: float) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from sqlalchemy import select
 
@@ -305,3 +307,30 @@ def test_new_entries_are_inserted_together_each_with_its_own_tags_and_links(make
             db.session.execute(select(Entry.slug, Link.target_slug).join(Link, Link.source_id == Entry.id)).all()
         )
     assert links == {f"n{i:02}": f"n{i + 1:02}" for i in range(39)}  # n40 does not exist
+
+
+def test_the_collector_pauses_for_the_import_steps_and_resumes(app, content_dir, monkeypatch):
+    """Parse, render and write run without cyclic collections (each walks the growing heap); the collector is back after."""
+    seen = []
+    write = importer.write_changes
+
+    def recording(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "write_changes", recording)
+    assert gc.isenabled()
+    assert not do_import(app, content_dir).errors
+    assert seen == [False]
+    assert gc.isenabled()
+
+
+def test_the_collector_stays_off_if_it_was_off():
+    """A caller that turned the collector off keeps it off."""
+    gc.disable()
+    try:
+        with importer.collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

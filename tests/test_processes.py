@@ -213,7 +213,7 @@ def test_workers_die_with_the_importer_and_interrupts_stop_them(monkeypatch):
         started.append(self.process)
 
     monkeypatch.setattr(sandbox._Worker, "__init__", record)
-    monkeypatch.setattr(sandbox, "wait", _interrupt)  # as if Ctrl-C came while the workers run
+    monkeypatch.setattr(sandbox._Readiness, "wait", _interrupt)  # as if Ctrl-C came while the workers run
     with pytest.raises(KeyboardInterrupt), sandbox.Sandbox(2, BUDGET) as box:
         box.run(_sleep_forever, [("a.md", ("a.md",)), ("b.md", ("b.md",))])
     assert len(started) == 2
@@ -222,6 +222,39 @@ def test_workers_die_with_the_importer_and_interrupts_stop_them(monkeypatch):
 
 def _interrupt(*args):
     raise KeyboardInterrupt
+
+
+@pytest.mark.skipif(
+    not hasattr(__import__("select"), "poll"), reason="without poll the sandbox uses multiprocessing's wait"
+)
+def test_answers_are_awaited_with_one_poll_kept_across_waits(monkeypatch):
+    """`multiprocessing.connection.wait` builds a selector at every call: the sandbox keeps one poll object instead."""
+    monkeypatch.setattr(sandbox, "wait", _interrupt)
+    with sandbox.Sandbox(2, BUDGET) as box:
+        jobs = [(f"{i}.md", (f"{i}.md",)) for i in range(40)]
+        assert box.run(_answer, jobs) == [f"done {i}.md" for i in range(40)]
+        assert box.run(_exit, [("x.md", ("x.md",))])[0].reason.startswith("the process rendering it stopped")
+        assert box.run(_answer, jobs[:3]) == ["done 0.md", "done 1.md", "done 2.md"]
+
+
+def test_a_worker_that_dies_idle_is_dropped_not_polled_again(monkeypatch):
+    """An idle worker's ended pipe and sentinel stay ready: waiting on them again would spin until the others answer."""
+    with sandbox.Sandbox(2, BUDGET) as box:
+        box.run(_answer, [("a.md", ("a.md",)), ("b.md", ("b.md",))])
+        first, second = box._workers
+        second.process.kill()
+        second.process.join()
+        waits = []
+        real = sandbox._Readiness.wait
+
+        def counted(self, busy, timeout):
+            waits.append(timeout)
+            return real(self, busy, timeout)
+
+        monkeypatch.setattr(sandbox._Readiness, "wait", counted)
+        assert box.run(_sleep, [("slow.md", ("slow.md", 0.5))]) == ["slow.md"]
+        assert len(waits) < 10, len(waits)
+        assert box._workers == [first]
 
 
 def test_large_sites_record_each_spelling_word_once_per_block():
