@@ -50,6 +50,13 @@ def whoosh_build(directory, docs) -> None:
     ix.close()
 
 
+def whoosh_and_ours(tmp_path, docs, procs: int = 1) -> tuple[dict, dict]:
+    """The contents of the same documents built by Whoosh's own writer and by ours (in `procs` writers)."""
+    (tmp_path / "whoosh").mkdir()
+    whoosh_build(tmp_path / "whoosh", docs)
+    return contents(tmp_path / "whoosh"), contents(store.build_index(tmp_path / "instance", docs, 1, procs=procs))
+
+
 def contents(directory) -> dict:
     """Everything a search can read of an index, by slug rather than document number."""
     ix = store.open_index(directory)
@@ -82,10 +89,7 @@ def contents(directory) -> dict:
 @pytest.mark.parametrize("procs", [1, 2, 3])
 def test_a_build_holds_what_whoosh_writes(tmp_path, procs):
     docs = documents(450)
-    (tmp_path / "whoosh").mkdir()
-    whoosh_build(tmp_path / "whoosh", docs)
-    ours = store.build_index(tmp_path / "instance", docs, 1, procs=procs)
-    expected, got = contents(tmp_path / "whoosh"), contents(ours)
+    expected, got = whoosh_and_ours(tmp_path, docs, procs)
     assert got.pop("segments") == procs  # one segment per writer process
     expected.pop("segments")
     assert got == expected
@@ -150,12 +154,7 @@ def boosted_and_mixed(count: int) -> list[dict]:
 @pytest.mark.parametrize("procs", [1, 2])
 def test_boosts_and_words_given_as_lists_are_held_as_whoosh_writes_them(tmp_path, procs):
     docs = boosted_and_mixed(450)
-    (tmp_path / "whoosh").mkdir()
-    whoosh_build(tmp_path / "whoosh", docs)
-    expected, got = (
-        contents(tmp_path / "whoosh"),
-        contents(store.build_index(tmp_path / "instance", docs, 1, procs=procs)),
-    )
+    expected, got = whoosh_and_ours(tmp_path, docs, procs)
     expected.pop("segments")
     got.pop("segments")
     assert got == expected
@@ -167,9 +166,7 @@ def test_a_field_of_positions_turns_to_general_postings_and_back(tmp_path):
     docs = documents(30)
     docs[10]["body"] = ["cache", "redis", "cache"]
     docs[11]["_body_boost"] = 2.0
-    (tmp_path / "whoosh").mkdir()
-    whoosh_build(tmp_path / "whoosh", docs)
-    expected, got = contents(tmp_path / "whoosh"), contents(store.build_index(tmp_path / "instance", docs, 1))
+    expected, got = whoosh_and_ours(tmp_path, docs)
     assert got == expected
 
 
@@ -201,12 +198,7 @@ def test_distinct_words_lowers_each_word_and_keeps_the_order_of_first_use(text):
 def test_a_writer_starts_a_new_segment_past_its_postings_limit(tmp_path, monkeypatch, procs):
     monkeypatch.setattr(building, "SEGMENT_POSTINGS", 2_000)  # a few batches of these documents
     docs = documents(450)
-    (tmp_path / "whoosh").mkdir()
-    whoosh_build(tmp_path / "whoosh", docs)
-    expected, got = (
-        contents(tmp_path / "whoosh"),
-        contents(store.build_index(tmp_path / "instance", docs, 1, procs=procs)),
-    )
+    expected, got = whoosh_and_ours(tmp_path, docs, procs)
     assert got.pop("segments") > procs
     expected.pop("segments")
     assert got == expected
