@@ -17,6 +17,10 @@ from sqlalchemy import text
 LOCK_FILE = "import.lock"
 #: Key of the PostgreSQL advisory lock that lets one importer run across all nodes.
 ADVISORY_LOCK_KEY = 0x4E455855  # "NEXU"
+# Advisory locks belong to the whole database: the lock is keyed by the schema too, so that one
+# site's import does not hold up another's kept in another schema of the same database.
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))")
+_UNLOCK = text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))")
 
 
 class ImportBusy(Exception):
@@ -52,16 +56,16 @@ def _file_lock(instance: Path, wait: bool, deadline: float):
 
 @contextlib.contextmanager
 def _database_lock(engine, wait: bool, deadline: float):
-    """On PostgreSQL, a session advisory lock shared by every node (released if the session ends)."""
+    """On PostgreSQL, a session advisory lock shared by every node of the site's schema (released if the session ends)."""
     if engine is None or engine.dialect.name != "postgresql":
         yield
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        while not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": ADVISORY_LOCK_KEY}).scalar():
+        while not connection.execute(_TRY_LOCK, {"key": ADVISORY_LOCK_KEY}).scalar():
             if not wait or time.monotonic() > deadline:
                 raise ImportBusy("another import is running on another node; try again when it has finished")
             time.sleep(0.2)
         try:
             yield
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK_KEY})
+            connection.execute(_UNLOCK, {"key": ADVISORY_LOCK_KEY})

@@ -99,14 +99,9 @@ def test_reindex_if_stale_from_cron(two_nodes, content_dir):
 
 @needs_postgres
 def test_two_importers_on_different_nodes_do_not_run_at_once(tmp_path, content_dir):
-    from portal import create_app
 
     with postgres_schema() as url:
-        nodes = [
-            create_app({"TESTING": True, "SECRET_KEY": "t", "INSTANCE_PATH": str(tmp_path / name),
-                        "SQLALCHEMY_DATABASE_URI": url, "INDEX_CHECK_SECONDS": 0, "PAGE_CACHE_MB": 0})
-            for name in ("node-a", "node-b")
-        ]  # fmt: skip
+        nodes = [pg_node(tmp_path / name, url) for name in ("node-a", "node-b")]
         node_a, node_b = nodes
         try:
             with (
@@ -123,6 +118,28 @@ def test_two_importers_on_different_nodes_do_not_run_at_once(tmp_path, content_d
                 with node.app_context():
                     db.session.remove()
                     db.engine.dispose()
+
+
+@needs_postgres
+def test_sites_in_other_schemas_of_one_database_import_at_the_same_time(tmp_path, content_dir):
+    # Advisory locks belong to the whole database: keyed by schema, another site's import holds up none of this one's.
+    with postgres_schema() as other_url, postgres_schema() as url:
+        other, site = pg_node(tmp_path / "other", other_url), pg_node(tmp_path / "site", url)
+        try:
+            with other.app_context(), locking.import_lock(other.instance_path, engine=db.engine), site.app_context():
+                assert importer.import_content(content_dir, site.instance_path, wait=False).added
+        finally:
+            for app in (other, site):
+                app.extensions["nexus.searchers"].close()
+                with app.app_context():
+                    db.session.remove()
+                    db.engine.dispose()
+
+
+def pg_node(instance, url):
+    """A node of a site kept in the PostgreSQL database at `url`."""
+    return create_app({"TESTING": True, "SECRET_KEY": "t", "INSTANCE_PATH": str(instance),
+                       "SQLALCHEMY_DATABASE_URI": url, "INDEX_CHECK_SECONDS": 0, "PAGE_CACHE_MB": 0})  # fmt: skip
 
 
 @pytest.mark.slow
