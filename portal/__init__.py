@@ -2,41 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
 from pathlib import Path
 
 from flask import Flask
 
-from . import config
+from . import collector, config
 from .config import require_secret_key
 
 __all__ = ["create_app", "require_secret_key"]
 
 
-@contextlib.contextmanager
-def _collector_paused():
-    """The cyclic collector sleeps while the app is built, which makes long-lived objects and next to no garbage.
-
-    Building the app imports most of Nexus and its libraries: collecting as usual meant 150-odd
-    young collections and a full one, a tenth of a short command's time (`flask import` with
-    nothing to do). What was made goes to the oldest generation afterwards (`gc.freeze` then
-    `gc.unfreeze`), so that the next young collection does not walk all of it either.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.unfreeze()
-        if enabled:
-            gc.enable()
-
-
-@_collector_paused()
+@collector.paused()  # building the app: 150-odd young collections and a full one, for nothing
 def create_app(test_config: dict | None = None) -> Flask:
     """Build a configured app; nothing happens at import time."""
     app = Flask(

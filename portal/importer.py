@@ -8,9 +8,7 @@ rebuilt whole, see indexing.py) and swapped in, so readers see old or new, never
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import gc
 import logging
 import os
 import time
@@ -21,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import InternalError, OperationalError
 
-from . import processes
+from . import collector, processes
 from .attachments import DEFAULT_MAX_BYTES, AttachmentFiles
 from .content import ContentError, ParsedEntry, content_hash
 from .folder import INTRO_FILE, VOCABULARY_FILE, read_entry_file
@@ -116,7 +114,7 @@ def _import_locked(root: Path, instance_path, options: _Options, progress=None) 
     """The import itself; the caller holds the import lock."""
     started = time.monotonic()
     git_cache = instance_path if options.git_dates else None
-    with collector_paused():
+    with collector.paused():  # each full collection would walk the growing heap of entries
         report = _sync(root, options, progress, git_cache)
     generation = current_generation()
     if report.changed:
@@ -135,22 +133,6 @@ def _import_locked(root: Path, instance_path, options: _Options, progress=None) 
         ", ".join(f"{step} {seconds:.2f}s" for step, seconds in report.timings.items()),
     )
     return report
-
-
-@contextlib.contextmanager
-def collector_paused():
-    """No cyclic garbage collection inside the block (as it was after it): an import's own steps make few cycles.
-
-    The importer's heap grows with every entry parsed, rendered and written, and each full collection walks
-    all of it again (several times an import); what it frees would be freed by reference counting anyway.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _sync(root: Path, options: _Options, progress=None, git_cache=None) -> ImportReport:

@@ -7,7 +7,7 @@ import gc
 import pytest
 from sqlalchemy import select
 
-from portal import importer, locking, writer
+from portal import collector, importer, locking, writer
 from portal.models import Entry, ImportRun, Link, Tag, db
 from portal.search import store
 
@@ -329,7 +329,7 @@ def test_the_collector_stays_off_if_it_was_off():
     """A caller that turned the collector off keeps it off."""
     gc.disable()
     try:
-        with importer.collector_paused():
+        with collector.paused():
             assert not gc.isenabled()
         assert not gc.isenabled()
     finally:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter, defaultdict, deque
+import sys
+from collections import Counter
 from itertools import compress, count, filterfalse, repeat
 from operator import is_not
 from typing import NamedTuple
@@ -144,13 +145,6 @@ class TextAnalyzer(CompositeAnalyzer):
                     token.startchar, token.endchar = match.start() + start, match.start() + end
                 yield token
 
-    def term_positions(self, value: str) -> dict[str, list[int]]:
-        """Each term indexed for `value` with its positions, as `_tokens` numbers them (no tokens made: index builds)."""
-        found: defaultdict[str, list[int]] = defaultdict(list)
-        terms, positions = self.term_sequence(value)
-        deque(map(list.append, map(found.__getitem__, terms), positions), 0)
-        return found
-
     def term_sequence(self, value: str) -> tuple[list[str], list[int]]:
         """Each term indexed for `value` in order, and its position (as `_tokens` numbers them): an index build's input.
 
@@ -255,10 +249,9 @@ class SpellingAnalyzer(CompositeAnalyzer):
     def term_counts(self, value: str) -> Counter:
         """Each term indexed for `value`, in the order first seen, with how many times (what the token stream gives)."""
         stop = self.items[-1]
-        stops, shortest, longest = stop.stops, stop.min, stop.max
+        stops, shortest = stop.stops, stop.min
+        longest = sys.maxsize if stop.max is None else stop.max
         words = map(str.lower, self.items[0].expression.findall(value))
-        if longest is None:
-            return Counter(word for word in words if len(word) >= shortest and word not in stops)
         return Counter(word for word in words if shortest <= len(word) <= longest and word not in stops)
 
 

@@ -216,7 +216,7 @@ def _keyed_postings(keys, field_boost: float, boosts: dict[int, float]) -> tuple
         )
     every = array("I", map((32).__rrshift__, keys))  # key >> 32: the document
     positions = list(map(MASK.__and__, keys))
-    if len(every) == 1 or len(set(every)) == len(every):  # once in each document: most terms
+    if len(set(every)) == len(every):  # once in each document: most terms
         values = list(map(positions_value, positions))
         if boosts:
             return every, [1 * field_boost * boosts.get(doc, 1.0) for doc in every], values
