@@ -9,8 +9,9 @@ import random
 
 import pytest
 from whoosh import index
+from whoosh.codec.whoosh3 import W3Codec
 
-from portal.search import building, compact, store
+from portal.search import building, compact, internals, store
 from portal.search.analysis import SPELL_RE, distinct_words, make_schema, thin_spelling
 
 WORDS = ["cache", "redis", "select_related", "docker-compose", "N+1", "CI/CD", "the", "worker", "queue", "zeppelin"]
@@ -93,6 +94,32 @@ def test_a_build_holds_what_whoosh_writes(tmp_path, procs):
     assert got.pop("segments") == procs  # one segment per writer process
     expected.pop("segments")
     assert got == expected
+
+
+def codec_build(directory, docs, codec) -> None:
+    """`docs` through Whoosh's own writer with `codec`."""
+    directory.mkdir()
+    ix = index.create_in(str(directory), make_schema())
+    with ix.writer(codec=codec, compound=False) as writer:
+        for document in docs:
+            writer.add_document(**document)
+    ix.close()
+
+
+@pytest.mark.parametrize("blocklimit", [3, 1024])
+def test_posting_blocks_read_back_as_whoosh_writes_them(tmp_path, monkeypatch, blocklimit):
+    # BlockCodec pickles blocks another way and compresses only the larger: what is read back is the same.
+    docs = documents(300)
+    codec_build(tmp_path / "whoosh", docs, W3Codec(blocklimit=blocklimit, compression=store.COMPRESSION))
+    written, compressed = [], []
+    write_block, compress = internals.BlockPostingsWriter._write_block, internals.zlib.compress
+    monkeypatch.setattr(
+        internals.BlockPostingsWriter, "_write_block", lambda *a, **k: written.append(1) or write_block(*a, **k)
+    )
+    monkeypatch.setattr(internals.zlib, "compress", lambda *a: compressed.append(1) or compress(*a))
+    codec_build(tmp_path / "ours", docs, internals.BlockCodec(blocklimit=blocklimit, compression=store.COMPRESSION))
+    assert 0 < len(compressed) < len(written)  # blocks of both kinds were written
+    assert contents(tmp_path / "ours") == contents(tmp_path / "whoosh")
 
 
 def test_few_documents_for_many_helpers(tmp_path):

@@ -211,18 +211,18 @@ def _publish(instance: Path, name: str, generation: int) -> Path:
 
 
 #: How segments are written: postings in blocks of 1,024 (Whoosh's default is 128), compressed
-#: lightly, each in a file of its own (no compound file). Searches read whole posting lists
-#: (search/postings.py), and at 10,000 entries these blocks made a word's first read 1.2 times
-#: faster, the index no larger, and its build no slower.
+#: lightly where it pays (`internals.BlockCodec`), each in a file of its own (no compound file).
+#: Searches read whole posting lists (search/postings.py), and at 10,000 entries these blocks made
+#: a word's first read 1.2 times faster, the index no larger, and its build no slower.
 BLOCK_POSTINGS = 1024
 COMPRESSION = 1
 
 
 def writer_options() -> dict:
     """The options every writer of an index gets (a full build, an update, a merge alike)."""
-    from whoosh.codec.whoosh3 import W3Codec  # lazy: see the imports
+    from .internals import BlockCodec  # lazy: see the imports
 
-    return {"codec": W3Codec(blocklimit=BLOCK_POSTINGS, compression=COMPRESSION), "compound": False}
+    return {"codec": BlockCodec(blocklimit=BLOCK_POSTINGS, compression=COMPRESSION), "compound": False}
 
 
 @functools.cache
@@ -230,10 +230,11 @@ def analysis_fingerprint() -> str:
     """A hash of the analysis code, the writers' options, the arrays' format and Whoosh's version: an index written otherwise is rebuilt, not updated."""
     import whoosh  # lazy: see the imports
 
-    from . import analysis, compact
+    from . import analysis, compact, internals
 
     digest = hashlib.blake2b(Path(analysis.__file__).read_bytes(), digest_size=8)
     digest.update(f"blocks={BLOCK_POSTINGS},compression={COMPRESSION},compound=False".encode())
+    digest.update(f"block-pickle={internals.BLOCK_PROTOCOL},compress-from={internals.COMPRESS_FROM}".encode())
     digest.update(f"arrays={compact.VERSION}".encode())
     digest.update(whoosh.versionstring().encode())
     return digest.hexdigest()
