@@ -6,6 +6,7 @@ import datetime as dt
 import marshal
 import multiprocessing
 import random
+import zlib
 
 import pytest
 from whoosh import index
@@ -112,14 +113,24 @@ def test_posting_blocks_read_back_as_whoosh_writes_them(tmp_path, monkeypatch, b
     docs = documents(300)
     codec_build(tmp_path / "whoosh", docs, W3Codec(blocklimit=blocklimit, compression=store.COMPRESSION))
     written, compressed = [], []
-    write_block, compress = internals.BlockPostingsWriter._write_block, internals.zlib.compress
+    write_block, deflate = internals.BlockPostingsWriter._write_block, internals.deflate
     monkeypatch.setattr(
         internals.BlockPostingsWriter, "_write_block", lambda *a, **k: written.append(1) or write_block(*a, **k)
     )
-    monkeypatch.setattr(internals.zlib, "compress", lambda *a: compressed.append(1) or compress(*a))
+    monkeypatch.setattr(internals, "deflate", lambda *a: compressed.append(1) or deflate(*a))
     codec_build(tmp_path / "ours", docs, internals.BlockCodec(blocklimit=blocklimit, compression=store.COMPRESSION))
     assert 0 < len(compressed) < len(written)  # blocks of both kinds were written
     assert contents(tmp_path / "ours") == contents(tmp_path / "whoosh")
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 511, 512, 513, 4096, 40_000])
+@pytest.mark.parametrize("kind", ["repetitive", "random"])
+def test_a_deflated_block_is_what_zlib_reads_back(size, kind):
+    rng = random.Random(size)
+    data = bytes(rng.randrange(256) for _ in range(size)) if kind == "random" else (b"positions " * size)[:size]
+    packed = internals.deflate(data, store.COMPRESSION)
+    assert zlib.decompress(packed) == data
+    assert len(packed) <= len(zlib.compress(data, store.COMPRESSION)) * 1.1 + 8  # about as small as zlib's own
 
 
 def test_few_documents_for_many_helpers(tmp_path):
