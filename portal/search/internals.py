@@ -1,7 +1,7 @@
 """The few places Nexus relies on Whoosh's private names, in one module.
 
-whoosh-reloaded 2.7.5 has no public way to read a term's postings a block at a time, to
-tell its null query apart, or to filter what a prefix expands to. If a Whoosh upgrade renames
+whoosh-reloaded 2.7.5 has no public way to read or write a term's postings a block at a time,
+to tell its null query apart, or to filter what a prefix expands to. If a Whoosh upgrade renames
 any of these, this module is the one to change; each use falls back to the public API where
 there is one.
 """
