@@ -6,9 +6,12 @@ import datetime as dt
 import marshal
 import multiprocessing
 import random
+import string
 import zlib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from whoosh import index
 from whoosh.codec.whoosh3 import W3Codec
 
@@ -230,9 +233,24 @@ def test_spelling_counts_are_those_of_the_token_stream(text):
     assert list(counts) == list(expected)  # in the order first seen
 
 
-@pytest.mark.parametrize("text", [*TRICKY_SPELLING, "Cache cache CACHE cachE redis Redis", "Ünïcode ünïcode UNICODE"])
+ASCII_SPELLING = "Select_related N+1 x86_64 abc123def HTTP2 IPv6 don't CamelCase __init__ ab abc ABC\tdef\n"
+
+
+@pytest.mark.parametrize(
+    "text", [*TRICKY_SPELLING, ASCII_SPELLING, "Cache cache CACHE cachE redis Redis", "Ünïcode ünïcode UNICODE"]
+)
 def test_distinct_words_lowers_each_word_and_keeps_the_order_of_first_use(text):
-    assert distinct_words(text) == " ".join(dict.fromkeys(word.lower() for word in SPELL_RE.findall(text)))
+    assert distinct_words(text) == spelling_words(text)
+
+
+@given(st.text(alphabet=string.printable) | st.text())
+def test_distinct_words_of_any_text_are_the_spelling_words(text):
+    assert distinct_words(text) == spelling_words(text)
+
+
+def spelling_words(text: str) -> str:
+    """What `distinct_words` is defined as: each word typo correction knows, lowered, once, in order of first use."""
+    return " ".join(dict.fromkeys(word.lower() for word in SPELL_RE.findall(text)))
 
 
 @pytest.mark.parametrize("procs", [1, 2])

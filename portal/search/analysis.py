@@ -32,6 +32,7 @@ WORD_PATTERN = r"\w+(?:[-+/.#]\w+)*[+#]*"
 WORD_RE = re.compile(WORD_PATTERN)
 SPLIT_RE = re.compile(r"[-+/.#_]+")
 SPELL_RE = re.compile(r"[^\W\d_]{3,}")  # the words typo correction knows
+ASCII_SPELL_RE = re.compile(r"[a-z]{3,}")  # SPELL_RE's words in lowered ASCII text, found twice as fast
 #: What a stop word adds to an index (`TextAnalyzer._index_terms`).
 STOPPED = ()
 SEARCH_FIELDS = ("title", "summary", "headings", "tags", "body")
@@ -365,7 +366,7 @@ def distinct_words(text: str) -> str:
     written form rather than every word (or the whole text, when ASCII) gives the same words in the same order.
     """
     if text.isascii():  # lowering ASCII changes no word's bounds: the whole text at once
-        return " ".join(dict.fromkeys(SPELL_RE.findall(text.lower())))
+        return " ".join(dict.fromkeys(ASCII_SPELL_RE.findall(text.lower())))
     # Each written form lowered once: a word's first form comes first, so the order stays that of first use.
     return " ".join(dict.fromkeys(map(str.lower, dict.fromkeys(SPELL_RE.findall(text)))))
 
