@@ -172,6 +172,16 @@ def test_a_failure_while_feeding_stops_the_helpers(tmp_path):
     ["", "the a an", "The N+1 query in docker-compose.yml, and the CI/CD of c++ and C#", "a b-c d/e/f the g_h i"],
 )
 def test_term_positions_are_those_of_the_token_stream(text):
+    assert_term_sequence_is_the_token_stream(text)
+
+
+@given(st.text(alphabet=string.printable + "-+/.#_") | st.text())
+def test_term_positions_of_any_text_are_those_of_the_token_stream(text):
+    assert_term_sequence_is_the_token_stream(text)
+
+
+def assert_term_sequence_is_the_token_stream(text: str) -> None:
+    """`term_sequence` gives each term the positions the analyzer's token stream gives it."""
     analyzer = make_schema()["body"].analyzer
     expected: dict[str, list[int]] = {}
     for token in analyzer(text, positions=True, mode="index"):
