@@ -135,3 +135,34 @@ def test_building_the_app_runs_no_collection_and_leaves_the_collector_as_it_was(
         gc.enable()
     assert started == []
     assert gc.get_count()[0] < 700  # what it made went to the oldest generation: no young collection walks it
+
+
+#: Runs the flask command in this interpreter, then prints what the collection at exit would walk, and what it will not.
+RUN_AND_COUNT = """
+import gc, json, runpy, sys
+sys.argv = ["flask", "--app", "portal", *sys.argv[1:]]
+try:
+    runpy.run_module("flask", run_name="__main__")
+finally:
+    print(json.dumps([len(gc.get_objects()), gc.get_freeze_count()]))
+"""
+
+
+def test_an_import_leaves_the_collection_at_exit_next_to_nothing_to_walk(tmp_path, content_dir):
+    """Walking every object Flask, SQLAlchemy and the import made took 0.15 s of an unchanged import's second."""
+    env = nexus_env(tmp_path / "instance", content_dir)
+    for expected in ("5 added", "5 unchanged"):
+        result = subprocess.run(
+            [sys.executable, "-c", RUN_AND_COUNT, "import", "-q"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        *output, counts = result.stdout.strip().splitlines()
+        assert expected in "\n".join(output)
+        walked, frozen = json.loads(counts)
+        assert frozen > 100_000 and walked < 1_000, (walked, frozen)
