@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
 import signal
 import sys
@@ -96,6 +95,8 @@ def watch_command(path, no_wait):
     except ImportBusy as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
+        import multiprocessing  # lazy: only a stopped watcher asks it (see `sandbox._context`)
+
         for helper in multiprocessing.active_children():  # e.g. Whoosh's index writers, mid-build
             helper.terminate()
             helper.join(timeout=10)

@@ -166,3 +166,20 @@ def test_an_import_leaves_the_collection_at_exit_next_to_nothing_to_walk(tmp_pat
         assert expected in "\n".join(output)
         walked, frozen = json.loads(counts)
         assert frozen > 50_000 and walked < 1_000, (walked, frozen)
+
+
+def test_a_sandbox_with_nothing_to_run_loads_no_multiprocessing():
+    """Its processes start with the first job: an import whose stamps all hold needs neither it nor ctypes (5 ms)."""
+    script = (
+        "import json, sys\n"
+        "from portal import cli, importer\n"
+        "from portal.sandbox import Sandbox\n"
+        "with Sandbox(2) as sandbox:\n"
+        "    assert sandbox.run(print, []) == []\n"
+        "print(json.dumps([m for m in ('multiprocessing', 'ctypes') if m in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
