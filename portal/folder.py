@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .content import MAX_FILE_BYTES, ContentError, size_text
 
-MARKDOWN_SUFFIXES = {".md", ".markdown"}
+MARKDOWN_SUFFIXES = (".md", ".markdown")
 VOCABULARY_FILE = "_tags.yml"
 INTRO_FILE = "_intro.md"
 #: What a file that is not a regular file is, for the report.
@@ -40,7 +40,8 @@ def is_skipped(name: str) -> bool:
 
 def is_markdown(name: str) -> bool:
     """A file name that an entry can have."""
-    return not is_skipped(name) and os.path.splitext(name)[1].lower() in MARKDOWN_SUFFIXES
+    # Not os.path.splitext: the walk asks this of every file, and the name's ending is the same question.
+    return not is_skipped(name) and name.lower().endswith(MARKDOWN_SUFFIXES)
 
 
 class Refused(ContentError):

@@ -87,6 +87,10 @@ Index("ix_entries_recently_updated", Entry.updated.desc(), Entry.modified_at.des
 Index(
     "ix_entries_recently_updated_pg", Entry.updated.desc().nulls_last(), Entry.modified_at.desc(), Entry.title
 ).ddl_if(dialect="postgresql")
+# What every import reads of every entry (`writer.existing_entries`), without SQLite walking the rows'
+# HTML and text to reach `content_hash` (at 10,000 entries half the time of an unchanged import's query).
+# PostgreSQL keeps long text out of line and needs none.
+Index("ix_entries_existing", Entry.path, Entry.slug, Entry.content_hash).ddl_if(dialect="sqlite")
 
 
 class FileStamp(db.Model):

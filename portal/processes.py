@@ -44,6 +44,14 @@ def _load_renderer() -> None:
     from . import rendering  # noqa: F401 - lazy: only imports with something to parse or render need it
 
 
+def _load_front_matter() -> None:
+    """Load the front matter's YAML reader before the sandbox's processes fork, so none loads it again.
+
+    Like the renderer: workers forked to read files load it at the first file whose hash changed.
+    """
+    from . import front_matter  # noqa: F401 - lazy: only imports with something to parse need it
+
+
 def render_entry(entry, resolve, attach=None) -> tuple[Rendered, list[str]]:
     """Render one parsed entry, recording every link key it asked `resolve` about; `attach` resolves files."""
     keys: list[str] = []
@@ -98,6 +106,7 @@ def parse_entries(
 ) -> list[ParsedEntry | ContentError]:
     """Parse (relative path, bytes) pairs in the sandbox, results in order."""
     if files:  # the entries parsed are rendered next, in the same workers
+        _load_front_matter()
         _load_renderer()
     results = sandbox.run(_parse, [(relative, (relative, raw, folder_tags)) for relative, raw in files])
     if files:

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import ctypes
 import faulthandler
 import gc
 import logging
 import math
-import multiprocessing
-import multiprocessing.util
 import os
 import select
 import signal
@@ -27,8 +24,6 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
-from multiprocessing.connection import wait
-from multiprocessing.reduction import ForkingPickler
 from typing import NamedTuple
 
 from .content import ContentError, printable
@@ -86,7 +81,7 @@ class Sandbox:
         self.size = max(1, processes)
         self.budget = budget
         self.used = 0  # how many workers the last `run` used
-        self._context = _context()
+        self._start_method = _start_method()  # decided now: threads started later do not change it
         self._workers: list[_Worker] = []
         self._ready = _Readiness()  # every worker's pipe and sentinel, polled by `_collect`
         self._setup: dict = {}  # function -> args: calls every worker makes before its next jobs
@@ -159,7 +154,7 @@ class Sandbox:
         if idle:
             return idle[0]
         if len(self._workers) < self.size:
-            self._workers.append(_Worker(self._context, self.budget.megabytes, self._setup))
+            self._workers.append(_Worker(_context(self._start_method), self.budget.megabytes, self._setup))
             self._ready.add(self._workers[-1])
             return self._workers[-1]
         hungry = [w for w in workers if len(w.jobs) < BATCH_JOBS and w.bytes_sent() < BATCH_BYTES]
@@ -363,6 +358,8 @@ class _Readiness:
     def wait(self, busy: list[_Worker], timeout: float) -> set[int]:
         """The pipes and sentinels that are ready (or have ended) within `timeout` seconds."""
         if self._poll is None:
+            from multiprocessing.connection import wait
+
             return set(wait([w.fd for w in busy] + [w.sentinel for w in busy], timeout))
         return {fd for fd, _event in self._poll.poll(math.ceil(timeout * 1000))}
 
@@ -373,6 +370,8 @@ def _serve(connection, parent_pid: int, megabytes: float) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the importer handles Ctrl-C and stops the workers
     signal.signal(signal.SIGALRM, signal.SIG_DFL)  # a file past its time ends this process, in C code too
     faulthandler.disable()  # a crash is reported as the file's error, without a stack dump in the output
+    from multiprocessing.reduction import ForkingPickler  # lazy: see `_context` (loaded by then, to start us)
+
     gc.freeze()  # what was forked stays out of the collector's way
     _limit_memory(megabytes)
     while True:
@@ -445,14 +444,23 @@ def _limit_memory(megabytes: float) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _context():
+def _start_method() -> str:
     """fork when this process has a single thread (fast, nothing re-imported); spawn otherwise."""
-    return multiprocessing.get_context("fork" if threading.active_count() == 1 else "spawn")
+    return "fork" if threading.active_count() == 1 else "spawn"
+
+
+def _context(method: str):
+    """The multiprocessing context that starts workers: loaded with the first worker, not by an import that needs none."""
+    import multiprocessing  # lazy: 5 ms with ctypes, which an import that reads no file never needs
+
+    return multiprocessing.get_context(method)
 
 
 def die_with_parent(parent_pid: int) -> None:
     """Ask Linux to SIGKILL this process when its parent ends; exit at once if it already has."""
     if sys.platform.startswith("linux"):
+        import ctypes  # lazy: see `_context`
+
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent_pid:
@@ -474,6 +482,8 @@ def _after_fork(binding: _Binding) -> None:
 def helpers_die_with_me():
     """Any `multiprocessing` process forked inside the block (e.g. the index build's writers) dies with us."""
     binding = _Binding()
+    import multiprocessing.util  # lazy: see `_context`
+
     # The registry holds the binding weakly: once it is gone, later forks are unaffected.
     multiprocessing.util.register_after_fork(binding, _after_fork)
     try:

@@ -8,8 +8,6 @@ import re
 import unicodedata
 from pathlib import Path
 
-import yaml
-
 from .content import ContentError, tag_slug
 from .folder import VOCABULARY_FILE, read_entry_file
 
@@ -21,6 +19,8 @@ def load_vocabulary(root: Path, *, follow_external: bool = False) -> tuple[dict,
     """`_tags.yml`: slug -> {name, description, aliases}; problems are reported, not fatal."""
     if not os.path.lexists(root / VOCABULARY_FILE):
         return {}, []
+    import yaml  # lazy: 20 ms to load, for a folder that has a vocabulary
+
     try:
         data = (
             yaml.safe_load(read_entry_file(root, VOCABULARY_FILE, follow_external=follow_external).decode("utf-8-sig"))

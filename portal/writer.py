@@ -10,7 +10,6 @@ update) and, on PostgreSQL, notifies the other nodes, a message delivered only o
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from sqlalchemy import bindparam, delete, func, insert, select
@@ -41,38 +40,36 @@ class Stamp(NamedTuple):
     content_hash: str
 
 
-@dataclass
-class Existing:
-    """What the database knows of one file, without loading its HTML."""
+class Existing(NamedTuple):
+    """What the database knows of one file, without loading its HTML.
+
+    `signature` and `salt`: the file's stamp, only while it vouches for the entry's `content_hash`
+    (None when there is none, or it was taken of other bytes).
+    """
 
     id: int
     slug: str
     content_hash: str
-    stamp: Stamp | None = None
+    signature: str | None = None
+    salt: str | None = None
+
+
+#: Every entry with its file's stamp: read whole by every import, so Core rows (no ORM), no column that
+#: needs decoding, and on SQLite answered from one index (`ix_entries_existing`) without its HTML.
+EXISTING = select(Entry.path, Entry.id, Entry.slug, Entry.content_hash, FileStamp.signature, FileStamp.salt).outerjoin(
+    FileStamp, (FileStamp.entry_id == Entry.id) & (FileStamp.content_hash == Entry.content_hash)
+)
 
 
 def existing_entries() -> dict[str, Existing]:
     """path -> what the database holds, with the file's stamp, in one light query.
 
-    Light because an unchanged import reads it whole: Core rows (no ORM), and no column that
-    needs decoding. What only a change needs is read when it happens (`stored_link_keys`, the
-    creation dates in `_write_entries`).
+    What only a change needs is read when it happens (`stored_link_keys`, the creation dates in
+    `_write_entries`).
     """
-    result = db.session.connection().execute(
-        select(
-            Entry.path,
-            Entry.id,
-            Entry.slug,
-            Entry.content_hash,
-            FileStamp.signature,
-            FileStamp.salt,
-            FileStamp.content_hash,
-        ).outerjoin(FileStamp, FileStamp.entry_id == Entry.id)
-    )
-    return {
-        path: Existing(entry_id, slug, digest, None if signature is None else Stamp(signature, salt, stamped))
-        for path, entry_id, slug, digest, signature, salt, stamped in result
-    }
+    rows = db.session.connection().execute(EXISTING).all()
+    make = Existing._make
+    return {row[0]: make(row[1:]) for row in rows}
 
 
 def stored_link_keys() -> dict[str, list]:

@@ -7,8 +7,9 @@ import os
 import pytest
 from sqlalchemy import inspect, select, text
 
-from portal import importer, scanning
+from portal import importer, scanning, writer
 from portal.models import Entry, FileStamp, db
+from portal.report import ImportReport
 
 from .conftest import do_import, write_entry
 from .test_gitdates import Repo, moment, plain_git  # noqa: F401 - plain_git: git as on a fresh machine (autouse)
@@ -235,3 +236,48 @@ def test_a_database_from_before_stamps_gains_the_table(stamped, folder, make_app
     reads.clear()
     do_import(again, folder)
     assert reads == []
+
+
+def test_the_entries_every_import_reads_come_from_one_index_on_sqlite(stamped, folder, make_app):
+    """Reaching `content_hash` in the table's rows walks past their HTML: half an unchanged import's query at 10,000."""
+    with stamped.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("PostgreSQL keeps long text out of line")
+        sql = str(writer.EXISTING.compile(dialect=db.engine.dialect))
+        plan = " ".join(row[-1] for row in db.session.execute(text(f"EXPLAIN QUERY PLAN {sql}")))
+        assert "SCAN entries USING COVERING INDEX ix_entries_existing" in plan
+        with db.engine.begin() as connection:  # a database made before the index
+            connection.execute(text("DROP INDEX ix_entries_existing"))
+        db.session.remove()
+        db.engine.dispose()
+    again = make_app(folder)  # the same instance and database, started again
+    with again.app_context():
+        assert "ix_entries_existing" in {index["name"] for index in inspect(db.engine).get_indexes("entries")}
+        db.session.remove()
+
+
+def test_a_stamp_of_other_bytes_than_the_entry_is_not_trusted(stamped, folder, reads):
+    """The stamp holds for the file, but the entry kept another version (its hash): the file is read."""
+    with stamped.app_context():
+        db.session.execute(FileStamp.__table__.update().values(content_hash="0" * 64))
+        db.session.commit()
+        assert all(old.signature is None for old in writer.existing_entries().values())
+        db.session.remove()
+    report = do_import(stamped, folder)
+    assert sorted(reads) == sorted(NOTES) and not report.changed
+    reads.clear()
+    do_import(stamped, folder)
+    assert reads == []  # stamped again, of the entry's bytes
+
+
+def test_a_stamped_file_gone_between_the_walk_and_its_stat_is_read(stamped, folder):
+    """The scan's `lstat` fails: the file is read like any other, and reading it reports why."""
+    with stamped.app_context():
+        existing = writer.existing_entries()
+        db.session.remove()
+    (folder / "topic/note-2.md").unlink()
+    salt = (importer.RENDERER_VERSION, "folder_tags=True", repr([]), importer.TAG_SLUG_RULES)  # as the import's
+    scanner = scanning.Scanner(folder, existing, salt, ImportReport())
+    scanner.read_found(["topic/note-2.md", "topic/note-3.md"])  # as the walk found them a moment before
+    assert [job.path for job in scanner.pending] == ["topic/note-2.md"]
+    assert scanner.report.unchanged == ["topic/note-3.md"]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.content import ContentError
-from portal.folder import find_markdown_files, read_entry_file
+from portal.folder import find_markdown_files, is_markdown, read_entry_file
 from portal.models import Entry, db
 
 from .conftest import do_import, write_entry
@@ -217,3 +217,23 @@ def test_check_reads_the_files_import_reads(make_app, folders, follow, checked, 
     assert checked in result.output
     assert all(error in result.output for error in errors), result.output
     assert result.exit_code == (1 if errors else 0)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("note.md", True),
+        ("NOTE.MD", True),  # any case
+        ("long.markdown", True),
+        ("v1.2.md", True),  # only the last suffix counts
+        ("note.md.txt", False),
+        ("note.mdx", False),
+        ("md", False),  # a name, not a suffix
+        ("note.md.", False),
+        (".hidden.md", False),  # hidden and `_`-prefixed files are not entries
+        ("_draft.md", False),
+        ("café.md", True),
+    ],
+)
+def test_which_names_are_markdown(name, expected):
+    assert is_markdown(name) is expected

@@ -5,7 +5,6 @@ written is one line, not a traceback.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 import signal
@@ -84,7 +83,7 @@ def misbehaving(monkeypatch):
     """Parsing and rendering that misbehave on markers, in forked workers."""
     monkeypatch.setattr(processes, "parse_bytes", _parse_bytes)
     monkeypatch.setattr(processes, "render", _render)
-    monkeypatch.setattr(sandbox, "_context", lambda: multiprocessing.get_context("fork"))
+    monkeypatch.setattr(sandbox, "_start_method", lambda: "fork")
 
 
 @pytest.mark.parametrize(

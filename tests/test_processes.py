@@ -4,6 +4,7 @@ single process gives), and each file within a time and memory budget that a runa
 
 from __future__ import annotations
 
+import multiprocessing.connection
 import os
 import re
 import signal
@@ -79,7 +80,7 @@ def test_pool_processes_are_spawned_when_other_threads_run(corpus):
     other.start()
     try:
         with sandbox.Sandbox(2) as box:
-            assert box._context.get_start_method() == "spawn"
+            assert box._start_method == "spawn"
             results = processes.parse_entries(box, files, folder_tags=True)
     finally:
         stop.set()
@@ -229,7 +230,7 @@ def _interrupt(*args):
 )
 def test_answers_are_awaited_with_one_poll_kept_across_waits(monkeypatch):
     """`multiprocessing.connection.wait` builds a selector at every call: the sandbox keeps one poll object instead."""
-    monkeypatch.setattr(sandbox, "wait", _interrupt)
+    monkeypatch.setattr(multiprocessing.connection, "wait", _interrupt)
     with sandbox.Sandbox(2, BUDGET) as box:
         jobs = [(f"{i}.md", (f"{i}.md",)) for i in range(40)]
         assert box.run(_answer, jobs) == [f"done {i}.md" for i in range(40)]
