@@ -37,8 +37,13 @@ finally:
 
 def loaded_by(env: dict, *args: str) -> tuple[str, list[str]]:
     """(output, the HEAVY modules loaded) of `flask --app portal <args>` in a fresh interpreter."""
+    return run_reporting(env, RUN_AND_REPORT, json.dumps(HEAVY), *args)
+
+
+def run_reporting(env: dict, script: str, *args: str) -> tuple[str, object]:
+    """(output, what its last line reports as JSON) of `script` run with `args` in a fresh interpreter."""
     result = subprocess.run(
-        [sys.executable, "-c", RUN_AND_REPORT, json.dumps(HEAVY), *args],
+        [sys.executable, "-c", script, *args],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -47,8 +52,8 @@ def loaded_by(env: dict, *args: str) -> tuple[str, list[str]]:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    *output, modules = result.stdout.strip().splitlines()
-    return "\n".join(output), json.loads(modules)
+    *output, report = result.stdout.strip().splitlines()
+    return "\n".join(output), json.loads(report)
 
 
 def test_an_import_that_changes_nothing_loads_no_renderer_index_writer_or_search_engine(tmp_path, content_dir):
@@ -152,19 +157,8 @@ def test_an_import_leaves_the_collection_at_exit_next_to_nothing_to_walk(tmp_pat
     """Walking every object Flask, SQLAlchemy and the import made took 0.15 s of an unchanged import's second."""
     env = nexus_env(tmp_path / "instance", content_dir)
     for expected in ("5 added", "5 unchanged"):
-        result = subprocess.run(
-            [sys.executable, "-c", RUN_AND_COUNT, "import", "-q"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr
-        *output, counts = result.stdout.strip().splitlines()
-        assert expected in "\n".join(output)
-        walked, frozen = json.loads(counts)
+        output, (walked, frozen) = run_reporting(env, RUN_AND_COUNT, "import", "-q")
+        assert expected in output
         assert frozen > 50_000 and walked < 1_000, (walked, frozen)
 
 
