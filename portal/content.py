@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from .kinds import KIND_ALIASES, KINDS
-from .markdown_limits import markdown_problem
+from .markdown_limits import markdown_problem, size_text
 
 MAX_FILE_BYTES = 2 * 1024 * 1024
 #: Limits that keep reading and rendering one file bounded (issue 21); real notes stay far below them.
@@ -105,14 +105,6 @@ def title_from_filename(relative: str) -> str:
     stem = PurePosixPath(relative).stem
     words = re.split(r"[\s_\-]+", stem)
     return " ".join(w if w.isupper() and len(w) <= 3 else w.capitalize() for w in words if w) or stem
-
-
-def size_text(limit: int) -> str:
-    """`2 MB`, `64 KB`: a byte limit as people write it."""
-    for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
-        if limit >= factor and limit % factor == 0:
-            return f"{limit // factor} {unit}"
-    return f"{limit} bytes"
 
 
 def content_hash(raw: bytes, *salt: str) -> str:

@@ -15,7 +15,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .content import MAX_FILE_BYTES, ContentError, size_text
+from .content import MAX_FILE_BYTES, ContentError
+from .markdown_limits import size_text
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
 VOCABULARY_FILE = "_tags.yml"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import frontmatter
 import yaml
 
+from .markdown_limits import size_text
+
 #: Front matter larger than this is refused (real notes stay far below it).
 MAX_FRONT_MATTER_BYTES = 64 * 1024
 
@@ -52,7 +54,7 @@ class _FrontMatterHandler(frontmatter.YAMLHandler):
 
     def load(self, fm, **kwargs):
         if len(fm) > MAX_FRONT_MATTER_BYTES:
-            raise FrontMatterProblem(2, f"front matter is larger than {MAX_FRONT_MATTER_BYTES // 1024} KB")
+            raise FrontMatterProblem(2, f"front matter is larger than {size_text(MAX_FRONT_MATTER_BYTES)}")
         try:
             try:
                 data = yaml.load(fm, Loader=_FAST_LOADER)  # noqa: S506 - SafeLoader subclasses  # nosec B506

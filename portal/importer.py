@@ -195,8 +195,8 @@ def plan_changes(
         entry.content_hash = scan.digests[relative]
         parsed[relative] = entry
     drafts = {p for p, e in parsed.items() if e.draft}
-    missing = existing.keys() - scan.present  # a set difference first: at 10,000 unchanged files it is empty
-    gone = [p for p in existing if p in missing or p in drafts] if missing or drafts else []
+    missing = existing.keys() - scan.present
+    gone = [p for p in existing if p in missing or p in drafts]
     for path in drafts:
         parsed.pop(path)
     kept = {path: old.slug for path, old in existing.items()}

@@ -2,7 +2,8 @@
 
 Python-Markdown recurses once per level of nesting and has quadratic paths: a file past a limit
 gets a `(line, reason)` to report instead of stopping the import. Pure, no Flask; reading a file
-(`content.parse_bytes`) and rendering (`rendering.render`) both check.
+(`content.parse_bytes`) and rendering (`rendering.render`) both check. `size_text` writes a byte
+limit for the messages of these and of the file and front-matter limits.
 """
 
 from __future__ import annotations
@@ -192,3 +193,11 @@ def _unclosed_tags(text, fences):
     if sum(len(text) - start for start in starts) <= MAX_UNCLOSED_TAG_SCAN:
         return None
     return starts[0], f"{len(starts):,} '<' that no '>' follows, from here on: write &lt; or use `code`"
+
+
+def size_text(limit: int) -> str:
+    """`2 MB`, `64 KB`: a byte limit as people write it."""
+    for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
+        if limit >= factor and limit % factor == 0:
+            return f"{limit // factor} {unit}"
+    return f"{limit} bytes"
